@@ -1,0 +1,56 @@
+// The float64 CPU oracle backend: storage is a Float64Array whatever the dtype (16-bit dtypes are
+// rounded on upload), so tests can compare WebGPU results against exact-ish math.
+import type { DType } from "../dtype.js";
+import { roundTo } from "../dtype.js";
+import type { Backend, MemoryStats, Storage } from "./backend.js";
+
+export class CpuStorage implements Storage {
+  refs = 0;
+  constructor(
+    readonly backend: CpuBackend,
+    readonly dtype: DType,
+    readonly data: Float64Array,
+  ) {}
+  get numel(): number {
+    return this.data.length;
+  }
+}
+
+export class CpuBackend implements Backend {
+  readonly kind = "cpu" as const;
+  readonly description = "float64 CPU oracle";
+  private live = 0;
+  private liveBytes = 0;
+
+  alloc(dtype: DType, numel: number): CpuStorage {
+    this.live++;
+    this.liveBytes += numel * 8;
+    return new CpuStorage(this, dtype, new Float64Array(numel));
+  }
+
+  upload(dtype: DType, values: ArrayLike<number>): CpuStorage {
+    const s = this.alloc(dtype, values.length);
+    if (dtype === "f32") s.data.set(values);
+    else for (let i = 0; i < values.length; i++) s.data[i] = roundTo(dtype, values[i]);
+    return s;
+  }
+
+  release(storage: Storage): void {
+    this.live--;
+    this.liveBytes -= storage.numel * 8;
+  }
+
+  async read(storage: Storage, offset: number, numel: number): Promise<Float64Array> {
+    return (storage as CpuStorage).data.slice(offset, offset + numel);
+  }
+
+  memory(): MemoryStats {
+    return { bytesInUse: this.liveBytes, bytesPooled: 0, storages: this.live };
+  }
+
+  async sync(): Promise<void> {}
+}
+
+let shared: CpuBackend | undefined;
+/** The process-wide CPU oracle backend. */
+export const cpuBackend = (): CpuBackend => (shared ??= new CpuBackend());

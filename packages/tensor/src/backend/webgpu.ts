@@ -1,0 +1,437 @@
+// The WebGPU backend: one long-lived command encoder and compute pass, batched submits, buffers
+// pooled by size and reused only after the submit that last used them, pipelines cached by key.
+import type { DType } from "../dtype.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, storageBytes } from "../dtype.js";
+import { DeviceError } from "../errors.js";
+import type { Backend, MemoryStats, Storage } from "./backend.js";
+
+export class GpuStorage implements Storage {
+  refs = 0;
+  constructor(
+    readonly backend: WebGPUBackend,
+    readonly dtype: DType,
+    readonly numel: number,
+    readonly buffer: GPUBuffer,
+    /** Stable id used in bind-group cache keys. */
+    readonly id: number,
+  ) {}
+}
+
+/** Uniform values of one dispatch: `u` fields are u32, `i` fields i32, `f` fields f32 (in this order). */
+export interface Params {
+  u?: Record<string, number>;
+  i?: Record<string, number>;
+  f?: Record<string, number>;
+}
+
+export interface Dispatch {
+  /** Identifies the WGSL: same key, same code (the params are not part of it). */
+  key: string;
+  /** Builds the WGSL on a pipeline-cache miss. Bindings: 0 = params `p`, then inputs, then outputs. */
+  wgsl: () => string;
+  params?: Params;
+  inputs: GpuStorage[];
+  outputs: GpuStorage[];
+  /** Workgroup counts; a single number is a 1-D count, split over x and y when above the 65535 limit. */
+  grid: number | [number, number, number];
+  /** Optional FLOP count, for BALORA_DEBUG's GFLOP/s. */
+  flops?: number;
+}
+
+const UNIFORM_BLOCK = 256;
+const ARENA_BYTES = 64 * 1024;
+const MAX_WG = 65535;
+
+/** The WGSL struct for a dispatch's params, declared as `p` at binding 0. */
+export function paramsDecl(params: Params | undefined): string {
+  const fields: string[] = [];
+  for (const [kind, ty] of [["u", "u32"], ["i", "i32"], ["f", "f32"]] as const) {
+    for (const name of Object.keys(params?.[kind] ?? {})) fields.push(`${name}: ${ty}`);
+  }
+  if (fields.length === 0) fields.push("_unused: u32");
+  return `struct Params { ${fields.join(", ")} }\n@group(0) @binding(0) var<uniform> p: Params;\n`;
+}
+
+/** 1-D workgroup grid split over x and y: returns the grid and the WGSL expression of the linear id. */
+export function grid1d(workgroups: number): [number, number, number] {
+  if (workgroups <= MAX_WG) return [Math.max(1, workgroups), 1, 1];
+  const y = Math.ceil(workgroups / MAX_WG);
+  return [Math.ceil(workgroups / y), y, 1];
+}
+
+/** WGSL: linear workgroup index for a grid from `grid1d` (needs builtins `wid` and `nwg`). */
+export const LINEAR_WG = "(wid.x + wid.y * nwg.x)";
+
+function bucketBytes(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const p = 2 ** Math.floor(Math.log2(bytes - 1));
+  if (bytes <= 1 << 20) return p * 2;
+  const step = p / 8;
+  return Math.ceil(bytes / step) * step;
+}
+
+const debug = typeof process !== "undefined" && !!process.env?.BALORA_DEBUG;
+
+interface PipelineEntry {
+  pipeline: GPUComputePipeline;
+  layout: LayoutEntry;
+  key: string;
+}
+interface LayoutEntry {
+  bgl: GPUBindGroupLayout;
+  pipelineLayout: GPUPipelineLayout;
+  key: string;
+}
+
+export class WebGPUBackend implements Backend {
+  readonly kind = "webgpu" as const;
+  readonly limits: GPUSupportedLimits;
+  /** Dispatches per submit: bigger batches amortise submit cost, smaller ones start the GPU sooner. */
+  submitEvery = 32;
+
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatchesInBatch = 0;
+  private readonly arena = new ArrayBuffer(ARENA_BYTES);
+  private readonly arenaU32 = new Uint32Array(this.arena);
+  private readonly arenaI32 = new Int32Array(this.arena);
+  private readonly arenaF32 = new Float32Array(this.arena);
+  private arenaUsed = 0;
+  private readonly arenaBuffer: GPUBuffer;
+  private readonly uniformAlign: number;
+
+  private readonly pipelines = new Map<string, PipelineEntry>();
+  private readonly layouts = new Map<string, LayoutEntry>();
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  private readonly stagingPool = new Map<number, GPUBuffer[]>();
+  private pendingRelease: GPUBuffer[] = [];
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextId = 1;
+  private liveBytes = 0;
+  private pooledBytes = 0;
+  private liveCount = 0;
+  private lostReason: string | null = null;
+  private readonly errors: string[] = [];
+  /** Counters for tests and benchmarks. */
+  readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, bindGroupsCreated: 0, buffersCreated: 0 };
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly description: string,
+  ) {
+    this.limits = device.limits;
+    this.uniformAlign = Math.max(16, device.limits.minUniformBufferOffsetAlignment);
+    this.arenaBuffer = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+    });
+    device.addEventListener("uncapturederror", (ev) => {
+      const msg = (ev as GPUUncapturedErrorEvent).error.message;
+      if (this.errors.length < 8) this.errors.push(msg);
+      if (debug) console.error(`[balora] WebGPU error: ${msg}`);
+    });
+  }
+
+  private checkAlive(): void {
+    if (this.lostReason !== null)
+      throw new DeviceError(`WebGPU device was lost (${this.lostReason}); create a new backend with initWebGPU() and re-upload tensors`);
+    if (this.errors.length > 0) {
+      const msg = this.errors.splice(0).join("; ");
+      throw new DeviceError(`WebGPU reported an error: ${msg}`);
+    }
+  }
+
+  get lost(): boolean {
+    return this.lostReason !== null;
+  }
+
+  // ---- storage ---------------------------------------------------------------------------------
+
+  alloc(dtype: DType, numel: number): GpuStorage {
+    this.checkAlive();
+    const bytes = storageBytes(numel, dtype);
+    const max = this.limits.maxStorageBufferBindingSize;
+    if (bytes > max)
+      throw new DeviceError(
+        `a ${dtype} tensor of ${numel} elements needs ${bytes} bytes, above this adapter's maxStorageBufferBindingSize (${max} bytes); split it or use a GPU with larger bindings`,
+      );
+    const cap = Math.min(bucketBytes(bytes), Math.max(bytes, max - (max % 4)));
+    let buffer = this.pool.get(cap)?.pop();
+    if (buffer) this.pooledBytes -= cap;
+    else {
+      buffer = this.device.createBuffer({ size: cap, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      this.bufferIds.set(buffer, this.nextId++);
+      this.counters.buffersCreated++;
+    }
+    this.liveBytes += cap;
+    this.liveCount++;
+    return new GpuStorage(this, dtype, numel, buffer, this.bufferIds.get(buffer)!);
+  }
+
+  upload(dtype: DType, values: ArrayLike<number>): GpuStorage {
+    const s = this.alloc(dtype, values.length);
+    this.device.queue.writeBuffer(s.buffer, 0, encodeValues(dtype, values));
+    return s;
+  }
+
+  /** Writes raw bytes (already in the storage's dtype layout) at a byte offset. */
+  writeBytes(s: GpuStorage, byteOffset: number, bytes: ArrayBufferView): void {
+    this.checkAlive();
+    this.device.queue.writeBuffer(s.buffer, byteOffset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  release(storage: Storage): void {
+    const s = storage as GpuStorage;
+    this.liveBytes -= s.buffer.size;
+    this.liveCount--;
+    // A pending command may still read this buffer: it becomes reusable only after that submit.
+    if (this.encoder) this.pendingRelease.push(s.buffer);
+    else this.toPool(s.buffer);
+  }
+
+  private toPool(b: GPUBuffer): void {
+    const list = this.pool.get(b.size);
+    if (list) list.push(b);
+    else this.pool.set(b.size, [b]);
+    this.pooledBytes += b.size;
+  }
+
+  /** Destroys pooled (free) buffers, returning their memory to the driver. */
+  trimPool(): void {
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.pooledBytes = 0;
+    this.bindGroups = new Map();
+  }
+
+  memory(): MemoryStats {
+    return { bytesInUse: this.liveBytes, bytesPooled: this.pooledBytes, storages: this.liveCount };
+  }
+
+  // ---- dispatch --------------------------------------------------------------------------------
+
+  private pipelineFor(d: Dispatch): PipelineEntry {
+    const layoutKey = `${d.inputs.length}r${d.outputs.length}w`;
+    const key = `${d.key}|${layoutKey}`;
+    const hit = this.pipelines.get(key);
+    if (hit) return hit;
+    let layout = this.layouts.get(layoutKey);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: 0 } },
+      ];
+      for (let i = 0; i < d.inputs.length + d.outputs.length; i++)
+        entries.push({ binding: i + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: i < d.inputs.length ? "read-only-storage" : "storage" } });
+      const bgl = this.device.createBindGroupLayout({ entries });
+      layout = { bgl, pipelineLayout: this.device.createPipelineLayout({ bindGroupLayouts: [bgl] }), key: layoutKey };
+      this.layouts.set(layoutKey, layout);
+    }
+    const code = d.wgsl();
+    if (debug && process.env.BALORA_DEBUG === "2") console.error(`[balora] compile ${d.key}\n${code}`);
+    const module = this.device.createShaderModule({ code, label: d.key });
+    const pipeline = this.device.createComputePipeline({ layout: layout.pipelineLayout, compute: { module, entryPoint: "main" }, label: d.key });
+    this.counters.pipelinesCompiled++;
+    const entry = { pipeline, layout, key };
+    this.pipelines.set(key, entry);
+    return entry;
+  }
+
+  private bindGroupFor(layout: LayoutEntry, d: Dispatch): GPUBindGroup {
+    let key = layout.key;
+    for (const s of d.inputs) key += `,${s.id}`;
+    for (const s of d.outputs) key += `,${s.id}`;
+    let bg = this.bindGroups.get(key);
+    if (!bg) {
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arenaBuffer, offset: 0, size: UNIFORM_BLOCK } }];
+      [...d.inputs, ...d.outputs].forEach((s, i) => entries.push({ binding: i + 1, resource: { buffer: s.buffer } }));
+      bg = this.device.createBindGroup({ layout: layout.bgl, entries });
+      this.counters.bindGroupsCreated++;
+      if (this.bindGroups.size > 8192) this.bindGroups = new Map();
+      this.bindGroups.set(key, bg);
+    }
+    return bg;
+  }
+
+  private writeParams(params: Params | undefined): number {
+    if (this.arenaUsed + UNIFORM_BLOCK > ARENA_BYTES) this.flush();
+    const offset = this.arenaUsed;
+    let w = offset / 4;
+    for (const v of Object.values(params?.u ?? {})) this.arenaU32[w++] = v;
+    for (const v of Object.values(params?.i ?? {})) this.arenaI32[w++] = v;
+    for (const v of Object.values(params?.f ?? {})) this.arenaF32[w++] = v;
+    if (w * 4 - offset > UNIFORM_BLOCK) throw new Error(`internal: too many params (${w - offset / 4})`);
+    this.arenaUsed = offset + Math.max(this.uniformAlign, Math.ceil((w * 4 - offset) / this.uniformAlign) * this.uniformAlign);
+    return offset;
+  }
+
+  dispatch(d: Dispatch): void {
+    this.checkAlive();
+    const grid = typeof d.grid === "number" ? grid1d(d.grid) : d.grid;
+    if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) return;
+    const entry = this.pipelineFor(d);
+    const offset = this.writeParams(d.params);
+    const bg = this.bindGroupFor(entry.layout, d);
+    if (debug) {
+      this.debugDispatch(d, entry, bg, offset, grid);
+      return;
+    }
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    this.pass.setPipeline(entry.pipeline);
+    this.pass.setBindGroup(0, bg, [offset]);
+    this.pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+    this.counters.dispatches++;
+    if (++this.dispatchesInBatch >= this.submitEvery) this.flush();
+  }
+
+  /** Copies bytes between storages, in stream order with the dispatches. */
+  copy(src: GpuStorage, srcByte: number, dst: GpuStorage, dstByte: number, bytes: number): void {
+    this.checkAlive();
+    if (bytes === 0) return;
+    this.endPass();
+    this.encoder ??= this.device.createCommandEncoder();
+    this.encoder.copyBufferToBuffer(src.buffer, srcByte, dst.buffer, dstByte, bytes);
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  /** Submits everything encoded so far. Buffers released meanwhile become reusable. */
+  flush(): void {
+    this.endPass();
+    if (this.arenaUsed > 0) {
+      this.device.queue.writeBuffer(this.arenaBuffer, 0, this.arena, 0, this.arenaUsed);
+      this.arenaUsed = 0;
+    }
+    if (this.encoder) {
+      this.device.queue.submit([this.encoder.finish()]);
+      this.counters.submits++;
+      this.encoder = null;
+    }
+    this.dispatchesInBatch = 0;
+    for (const b of this.pendingRelease) this.toPool(b);
+    this.pendingRelease = [];
+  }
+
+  async read(storage: Storage, offset: number, numel: number): Promise<Float32Array | Int32Array> {
+    const s = storage as GpuStorage;
+    const half = s.dtype === "f16" || s.dtype === "bf16";
+    const eb = half ? 2 : 4;
+    const startByte = Math.floor((offset * eb) / 4) * 4;
+    const endByte = Math.ceil(((offset + numel) * eb) / 4) * 4;
+    const raw = await this.readBytes(s, startByte, endByte - startByte);
+    if (!half) return s.dtype === "i32" ? new Int32Array(raw) : new Float32Array(raw);
+    const u16 = new Uint16Array(raw);
+    const skip = offset - startByte / 2;
+    const out = new Float32Array(numel);
+    const conv = s.dtype === "bf16" ? bf16BitsToF32 : f16BitsToF32;
+    for (let i = 0; i < numel; i++) out[i] = conv(u16[skip + i]);
+    return out;
+  }
+
+  /** Reads raw bytes (multiple of 4, 4-aligned) of a storage. The only sync point with the GPU. */
+  async readBytes(s: GpuStorage, byteOffset: number, byteLength: number): Promise<ArrayBuffer> {
+    this.checkAlive();
+    if (byteLength === 0) return new ArrayBuffer(0);
+    const size = bucketBytes(byteLength);
+    const staging = this.stagingPool.get(size)?.pop() ?? this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass();
+    this.encoder ??= this.device.createCommandEncoder();
+    this.encoder.copyBufferToBuffer(s.buffer, byteOffset, staging, 0, byteLength);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, byteLength);
+    } catch (e) {
+      this.checkAlive();
+      throw new DeviceError(`WebGPU readback failed: ${(e as Error).message}`);
+    }
+    const out = staging.getMappedRange(0, byteLength).slice(0);
+    staging.unmap();
+    const list = this.stagingPool.get(size);
+    if (list) list.push(staging);
+    else this.stagingPool.set(size, [staging]);
+    this.checkAlive();
+    return out;
+  }
+
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkAlive();
+  }
+
+  /** Releases the device; the process can exit afterwards. */
+  destroy(): void {
+    this.flush();
+    this.trimPool();
+    this.device.destroy();
+  }
+
+  // ---- BALORA_DEBUG: one pass per dispatch with timestamps -------------------------------------
+
+  private debugDispatch(d: Dispatch, entry: PipelineEntry, bg: GPUBindGroup, offset: number, grid: [number, number, number]): void {
+    this.flush();
+    const hasTs = this.device.features.has("timestamp-query");
+    const enc = this.device.createCommandEncoder();
+    const qs = hasTs ? this.device.createQuerySet({ type: "timestamp", count: 2 }) : null;
+    const pass = enc.beginComputePass(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+    pass.setPipeline(entry.pipeline);
+    pass.setBindGroup(0, bg, [offset]);
+    pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+    pass.end();
+    let resolve: GPUBuffer | null = null;
+    let read: GPUBuffer | null = null;
+    if (qs) {
+      resolve = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      read = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      enc.resolveQuerySet(qs, 0, 2, resolve, 0);
+      enc.copyBufferToBuffer(resolve, 0, read, 0, 16);
+    }
+    this.device.queue.writeBuffer(this.arenaBuffer, 0, this.arena, 0, this.arenaUsed);
+    this.arenaUsed = 0;
+    this.device.queue.submit([enc.finish()]);
+    this.counters.dispatches++;
+    this.counters.submits++;
+    const shapes = [...d.inputs, ...d.outputs].map((s) => `${s.dtype}[${s.numel}]`).join(" ");
+    const line = `[balora] ${d.key.split("|")[0]} grid=${grid.join("x")} ${shapes}`;
+    if (!read) {
+      console.error(line);
+      return;
+    }
+    const r = read;
+    r.mapAsync(GPUMapMode.READ).then(() => {
+      const t = new BigUint64Array(r.getMappedRange());
+      const ns = Number(t[1] - t[0]);
+      const gf = d.flops ? ` ${(d.flops / ns).toFixed(2)} GFLOP/s` : "";
+      console.error(`${line} ${(ns / 1000).toFixed(1)}us${gf}`);
+      r.destroy();
+      resolve?.destroy();
+      qs?.destroy();
+    });
+  }
+}
+
+/** Encodes numbers as the bytes of a dtype's GPU storage (16-bit types packed, padded to 4 bytes). */
+export function encodeValues(dtype: DType, values: ArrayLike<number>): ArrayBuffer {
+  const n = values.length;
+  const bytes = storageBytes(n, dtype);
+  if (dtype === "f32") {
+    const out = new Float32Array(bytes / 4);
+    out.set(values);
+    return out.buffer;
+  }
+  if (dtype === "i32") {
+    const out = new Int32Array(bytes / 4);
+    out.set(values);
+    return out.buffer;
+  }
+  const out = new Uint16Array(bytes / 2);
+  const conv = dtype === "bf16" ? f32ToBf16Bits : f32ToF16Bits;
+  for (let i = 0; i < n; i++) out[i] = conv(values[i]);
+  return out.buffer;
+}

@@ -1,0 +1,43 @@
+// @balora/tensor public API: backends, Tensor, creation, ops (forward + autograd), nn, optim, linalg.
+// Everything a model or regularizer needs is exported here; internals stay in their files.
+import type { Backend } from "./backend/backend.js";
+import { createWebGPU, type WebGPUOptions } from "./backend/device.js";
+import type { WebGPUBackend } from "./backend/webgpu.js";
+import { peekDefaultBackend, setDefaultBackend } from "./tensor.js";
+
+export type { Backend, MemoryStats, Storage } from "./backend/backend.js";
+export { CpuBackend, cpuBackend } from "./backend/cpu.js";
+export { WebGPUBackend } from "./backend/webgpu.js";
+export { createWebGPU, type WebGPUOptions } from "./backend/device.js";
+export * from "./errors.js";
+export * from "./dtype.js";
+export { broadcastShapes, contiguousStrides, numel, type Shape } from "./shape.js";
+export { Tensor, setDefaultBackend, getDefaultBackend, type GradNode, type NestedArray } from "./tensor.js";
+export { backward, isGradEnabled, keep, noGrad, record, tidy } from "./autograd.js";
+export * from "./creation.js";
+export * from "./ops/elementwise.js";
+export * from "./ops/reduce.js";
+export * from "./ops/movement.js";
+
+let shared: Promise<WebGPUBackend> | null = null;
+
+/** Creates (once) the WebGPU backend and makes it the default. */
+export function initWebGPU(opts?: WebGPUOptions): Promise<WebGPUBackend> {
+  shared ??= createWebGPU(opts).then((b) => {
+    setDefaultBackend(b);
+    return b;
+  });
+  shared.catch(() => (shared = null));
+  return shared;
+}
+
+/** Runs `fn` with `backend` as the default backend. */
+export function withBackend<T>(backend: Backend, fn: () => T): T {
+  const prev = peekDefaultBackend();
+  setDefaultBackend(backend);
+  try {
+    return fn();
+  } finally {
+    setDefaultBackend(prev);
+  }
+}
