@@ -18,6 +18,15 @@ export * from "./creation.js";
 export * from "./ops/elementwise.js";
 export * from "./ops/reduce.js";
 export * from "./ops/movement.js";
+export * from "./ops/matmul.js";
+export * from "./ops/softmax.js";
+export * from "./ops/rmsnorm.js";
+export * from "./ops/rope.js";
+export * from "./ops/attention.js";
+export * from "./ops/embedding.js";
+export * from "./ops/cross-entropy.js";
+export * from "./ops/dropout.js";
+export * from "./ops/topk.js";
 
 let shared: Promise<WebGPUBackend> | null = null;
 

@@ -100,7 +100,8 @@ export class Tensor {
     this.disposedFlag = true;
     this.scope?.delete(this);
     this.scope = null;
-    this.gradFn = null;
+    // gradFn stays: a disposed intermediate can still route gradients to its inputs as long as no
+    // backward function needs its data (those throw DisposedError).
     if (this.grad) {
       this.grad.dispose();
       this.grad = null;

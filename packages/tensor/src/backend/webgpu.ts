@@ -2,7 +2,7 @@
 // pooled by size and reused only after the submit that last used them, pipelines cached by key.
 import type { DType } from "../dtype.js";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, storageBytes } from "../dtype.js";
-import { DeviceError } from "../errors.js";
+import { DeviceError, IndexError } from "../errors.js";
 import type { Backend, MemoryStats, Storage } from "./backend.js";
 
 export class GpuStorage implements Storage {
@@ -113,6 +113,11 @@ export class WebGPUBackend implements Backend {
   private liveCount = 0;
   private lostReason: string | null = null;
   private readonly errors: string[] = [];
+  /** Device-side input validation (gather ids, labels): kernels report, the next readback throws. */
+  private errorBuf: GpuStorage | null = null;
+  private readonly checkCodes = new Map<string, number>();
+  private readonly checkMessages: string[] = [];
+  private checksPending = false;
   /** Counters for tests and benchmarks. */
   readonly counters = { dispatches: 0, submits: 0, pipelinesCompiled: 0, bindGroupsCreated: 0, buffersCreated: 0 };
 
@@ -207,6 +212,40 @@ export class WebGPUBackend implements Backend {
 
   memory(): MemoryStats {
     return { bytesInUse: this.liveBytes, bytesPooled: this.pooledBytes, storages: this.liveCount };
+  }
+
+  // ---- device-side validation -------------------------------------------------------------------
+
+  /**
+   * Registers a validation message for a kernel and returns its code and the error storage to bind
+   * as an extra output. WGSL: see `REPORT_WGSL`; the message gets ": got <value>" appended.
+   */
+  validation(message: string): { code: number; err: GpuStorage } {
+    if (!this.errorBuf) {
+      this.errorBuf = this.alloc("i32", 4);
+      this.device.queue.writeBuffer(this.errorBuf.buffer, 0, new Uint32Array(4));
+    }
+    let code = this.checkCodes.get(message);
+    if (code === undefined) {
+      this.checkMessages.push(message);
+      code = this.checkMessages.length;
+      this.checkCodes.set(message, code);
+    }
+    this.checksPending = true;
+    return { code, err: this.errorBuf };
+  }
+
+  private async readErrors(staging: GPUBuffer): Promise<void> {
+    await staging.mapAsync(GPUMapMode.READ, 0, 16);
+    const [code, value] = new Int32Array(staging.getMappedRange(0, 16).slice(0));
+    staging.unmap();
+    staging.destroy();
+    if (code === 0) return;
+    const message = this.checkMessages[code - 1] ?? "a kernel reported invalid input";
+    this.device.queue.writeBuffer(this.errorBuf!.buffer, 0, new Uint32Array(4));
+    this.checkCodes.clear();
+    this.checkMessages.length = 0;
+    throw new IndexError(`${message}: got ${value}`);
   }
 
   // ---- dispatch --------------------------------------------------------------------------------
@@ -343,25 +382,49 @@ export class WebGPUBackend implements Backend {
     this.endPass();
     this.encoder ??= this.device.createCommandEncoder();
     this.encoder.copyBufferToBuffer(s.buffer, byteOffset, staging, 0, byteLength);
+    const errStaging = this.takeErrorCheck();
     this.flush();
     try {
+      if (errStaging) await this.readErrors(errStaging);
       await staging.mapAsync(GPUMapMode.READ, 0, byteLength);
     } catch (e) {
+      if (e instanceof IndexError) {
+        this.returnStaging(size, staging);
+        throw e;
+      }
       this.checkAlive();
       throw new DeviceError(`WebGPU readback failed: ${(e as Error).message}`);
     }
     const out = staging.getMappedRange(0, byteLength).slice(0);
     staging.unmap();
-    const list = this.stagingPool.get(size);
-    if (list) list.push(staging);
-    else this.stagingPool.set(size, [staging]);
+    this.returnStaging(size, staging);
     this.checkAlive();
     return out;
   }
 
+  private returnStaging(size: number, staging: GPUBuffer): void {
+    if (staging.mapState === "mapped") staging.unmap();
+    const list = this.stagingPool.get(size);
+    if (list) list.push(staging);
+    else this.stagingPool.set(size, [staging]);
+  }
+
+  /** Encodes a copy of the validation flags if any validating kernel ran since the last check. */
+  private takeErrorCheck(): GPUBuffer | null {
+    if (!this.checksPending || !this.errorBuf) return null;
+    this.checksPending = false;
+    const st = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass();
+    this.encoder ??= this.device.createCommandEncoder();
+    this.encoder.copyBufferToBuffer(this.errorBuf.buffer, 0, st, 0, 16);
+    return st;
+  }
+
   async sync(): Promise<void> {
+    const errStaging = this.takeErrorCheck();
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    if (errStaging) await this.readErrors(errStaging);
     this.checkAlive();
   }
 
@@ -415,6 +478,11 @@ export class WebGPUBackend implements Backend {
     });
   }
 }
+
+/** WGSL for kernels that validate input: bind the `validation()` storage as `err`, call report(code, value). */
+export const reportWgsl = (binding: number) => `@group(0) @binding(${binding}) var<storage, read_write> err: array<atomic<i32>>;
+fn report(code: u32, value: i32) { atomicMax(&err[0], i32(code)); atomicStore(&err[1], value); }
+`;
 
 /** Encodes numbers as the bytes of a dtype's GPU storage (16-bit types packed, padded to 4 bytes). */
 export function encodeValues(dtype: DType, values: ArrayLike<number>): ArrayBuffer {

@@ -49,6 +49,7 @@ fn gelu_grad(x: f32) -> f32 {
   let t = tanh_s(${SQRT_2_OVER_PI} * (x + ${GELU_C} * x * x * x));
   return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * ${SQRT_2_OVER_PI} * (1.0 + ${3 * GELU_C} * x * x);
 }
+fn pcg(v: u32) -> u32 { let s = v * 747796405u + 2891336453u; let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u; return (w >> 22u) ^ w; }
 fn pow_s(x: f32, e: f32) -> f32 {
   if (e == 0.0) { return 1.0; }
   if (e == round(e)) { let r = pow(abs(x), e); return select(r, -r, x < 0.0 && abs(e % 2.0) == 1.0); }
@@ -58,7 +59,8 @@ fn pow_s(x: f32, e: f32) -> f32 {
 
 /**
  * Runs `expr` over broadcast arguments into a fresh contiguous tensor. `expr` gets the WGSL names
- * of the arguments (tensors are loaded as f32 `v<k>`, numbers are uniforms `p.s<k>`).
+ * of the arguments (tensors are loaded as f32 `v<k>`, numbers are uniforms `p.s<k>`); the output
+ * element index is `i` (u32) in WGSL and the extra last argument of `cpuExpr`.
  */
 export function mapElementwise(op: string, args: Arg[], wgslExpr: (v: string[]) => string, cpuExpr: (...v: number[]) => number, outDtype: DType = "f32"): Tensor {
   const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
@@ -132,7 +134,7 @@ ${body}  out[i] = ${store};
   const vals = new Array<number>(args.length);
   for (let i = 0; i < n; i++) {
     for (let k = 0; k < readers.length; k++) vals[k] = readers[k](i);
-    const r = cpuExpr(...vals);
+    const r = cpuExpr(...vals, i);
     o[i] = outDtype === "i32" ? Math.trunc(r) : r;
   }
   return out;
@@ -250,8 +252,8 @@ export const BINARY = {
   mul: { wgsl: (a, b) => `${a} * ${b}`, cpu: (a, b) => a * b },
   div: { wgsl: (a, b) => `${a} / ${b}`, cpu: (a, b) => a / b },
   pow: { wgsl: (a, b) => `pow_s(${a}, ${b})`, cpu: (a, b) => a ** b },
-  maximum: { wgsl: (a, b) => `max(${a}, ${b})`, cpu: Math.max },
-  minimum: { wgsl: (a, b) => `min(${a}, ${b})`, cpu: Math.min },
+  maximum: { wgsl: (a, b) => `max(${a}, ${b})`, cpu: (a, b) => Math.max(a, b) },
+  minimum: { wgsl: (a, b) => `min(${a}, ${b})`, cpu: (a, b) => Math.min(a, b) },
   eq: { wgsl: (a, b) => `select(0.0, 1.0, ${a} == ${b})`, cpu: (a, b) => +(a === b) },
   ne: { wgsl: (a, b) => `select(0.0, 1.0, ${a} != ${b})`, cpu: (a, b) => +(a !== b) },
   lt: { wgsl: (a, b) => `select(0.0, 1.0, ${a} < ${b})`, cpu: (a, b) => +(a < b) },
@@ -357,6 +359,12 @@ export function where(cond: Tensor, a: Arg, b: Arg): Tensor {
   });
 }
 
+/** A new view of `x` that passes gradients straight through. */
+export function identity(x: Tensor): Tensor {
+  const y = x.check("identity").viewAs(x.shape, x.strides, x.offset);
+  return record(y, "identity", [x], (g) => [g.viewAs(g.shape, g.strides, g.offset)]);
+}
+
 // ---- creation and casts ------------------------------------------------------------------------
 
 /** A new tensor filled with `value`. */
@@ -387,7 +395,7 @@ ${MAIN(WG)} {
  */
 export function cast(x: Tensor, dtype: "f32" | "i32"): Tensor {
   x.check("cast");
-  if (x.dtype === dtype) return x.viewAs(x.shape, x.strides, x.offset);
+  if (x.dtype === dtype) return identity(x);
   const y = mapElementwise(`cast_${dtype}`, [x], ([v]) => v, (v) => v, dtype);
   if (dtype === "f32" && x.dtype !== "i32") return record(y, "cast", [x], (g) => [g.viewAs(g.shape, g.strides, g.offset)]);
   return y;

@@ -111,3 +111,32 @@ export const groups = (n: number, wg: number): number => Math.ceil(n / wg);
 /** Standard compute entry point header with the builtins our kernels use. */
 export const MAIN = (wg: number | string) =>
   `@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
+
+/**
+ * WGSL workgroup reductions over `wg` invocations: `wg_sum(v, lid)` and `wg_max(v, lid)` return
+ * the reduced value to every invocation. Call them in uniform control flow.
+ */
+export function wgReduceLib(wg: number): string {
+  const fn = (name: string, comb: string) => `fn ${name}(v: f32, l: u32) -> f32 {
+  red[l] = v;
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
+    if (l < s) { red[l] = ${comb}; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+`;
+  return `var<workgroup> red: array<f32, ${wg}>;\n${fn("wg_sum", "red[l] + red[l + s]")}${fn("wg_max", "max(red[l], red[l + s])")}`;
+}
+
+/** Threads per workgroup for row kernels: enough lanes for long rows, few for short ones. */
+export const rowWorkgroup = (cols: number): number => (cols >= 1024 ? 256 : cols >= 128 ? 64 : 32);
+
+/** Validates a last-axis op: returns rows and cols of a contiguous copy (or `x` itself). */
+export function rowsOf(x: Tensor): { rows: number; cols: number } {
+  const cols = x.shape[x.rank - 1] ?? 1;
+  return { rows: cols === 0 ? 0 : x.size / cols, cols };
+}
