@@ -50,3 +50,10 @@ export function withBackend<T>(backend: Backend, fn: () => T): T {
     setDefaultBackend(prev);
   }
 }
+export { Module } from "./nn/module.js";
+export { Linear, Embedding, RMSNorm, type LayerOptions } from "./nn/layers.js";
+export { Optimizer } from "./optim/optimizer.js";
+export { AdamW, adamwUpdate, type AdamWOptions } from "./optim/adamw.js";
+export { SGD, type SGDOptions } from "./optim/sgd.js";
+export { lrSchedule, type ScheduleKind, type ScheduleOptions } from "./optim/schedule.js";
+export { clipGradNorm } from "./optim/clip.js";

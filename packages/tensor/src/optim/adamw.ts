@@ -1,0 +1,124 @@
+// AdamW exactly as torch.optim.AdamW (decoupled weight decay, bias correction, eps outside the
+// sqrt), one fused in-place kernel per parameter tensor updating p, m and v together.
+import { keep, noGrad } from "../autograd.js";
+import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
+import { ArgumentError } from "../errors.js";
+import { fill } from "../ops/elementwise.js";
+import { cpuData, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireF32 } from "../ops/kernel.js";
+import type { Tensor } from "../tensor.js";
+import { Optimizer } from "./optimizer.js";
+
+export interface AdamWOptions {
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  /** Decoupled weight decay (torch default 0.01; HF Trainer uses 0). */
+  weightDecay?: number;
+}
+
+const WG = 256;
+
+export class AdamW extends Optimizer {
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  private readonly state = new Map<Tensor, { m: Tensor; v: Tensor }>();
+
+  constructor(params: Tensor[], opts: AdamWOptions = {}) {
+    super(params, opts.lr ?? 1e-3);
+    this.betas = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0.01;
+    const [b1, b2] = this.betas;
+    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new ArgumentError(`AdamW: betas must be in [0, 1), got [${b1}, ${b2}]`);
+  }
+
+  /** One update of every parameter that has a gradient. */
+  step(): void {
+    this.stepCount++;
+    const t = this.stepCount;
+    const [b1, b2] = this.betas;
+    noGrad(() => {
+      for (const p of this.params) {
+        if (!p.grad) continue;
+        requireF32("AdamW", p);
+        let s = this.state.get(p);
+        if (!s) {
+          s = { m: keep(fill(p.backend, p.shape, 0)), v: keep(fill(p.backend, p.shape, 0)) };
+          this.state.set(p, s);
+        }
+        adamwUpdate(p, p.grad, s.m, s.v, {
+          lr: this.lr,
+          b1,
+          b2,
+          eps: this.eps,
+          wd: this.weightDecay,
+          bc1: 1 - b1 ** t,
+          bc2sqrt: Math.sqrt(1 - b2 ** t),
+        });
+      }
+    });
+  }
+
+  /** Optimizer state for checkpoints: first and second moments per parameter index. */
+  stateTensors(): { m: Tensor; v: Tensor }[] {
+    return this.params.map((p) => this.state.get(p) ?? { m: keep(fill(p.backend, p.shape, 0)), v: keep(fill(p.backend, p.shape, 0)) });
+  }
+
+  override dispose(): void {
+    for (const { m, v } of this.state.values()) {
+      m.dispose();
+      v.dispose();
+    }
+    this.state.clear();
+  }
+}
+
+interface Hyper {
+  lr: number;
+  b1: number;
+  b2: number;
+  eps: number;
+  wd: number;
+  bc1: number;
+  bc2sqrt: number;
+}
+
+/** p ← p·(1 − lr·wd); m ← b1·m + (1−b1)·g; v ← b2·v + (1−b2)·g²; p ← p − (lr/bc1)·m / (√v/√bc2 + eps). */
+export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: Hyper): void {
+  const n = p.size;
+  const b = p.backend;
+  if (n === 0) return;
+  if (!p.isContiguous || !g.isContiguous) throw new ArgumentError("AdamW: parameters and gradients must be contiguous");
+  if (isGpu(b)) {
+    const params = { u: { n, po: p.offset, go: g.offset }, f: { lr: h.lr, b1: h.b1, b2: h.b2, eps: h.eps, wd: h.wd, bc1: h.bc1, bc2s: h.bc2sqrt } };
+    b.dispatch({
+      key: "adamw",
+      params,
+      inputs: [gpuOf(g)],
+      outputs: [gpuOf(p), gpuOf(m), gpuOf(v)],
+      grid: groups(n, WG),
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${outputDecl(2, "pw")}${outputDecl(3, "mw")}${outputDecl(4, "vw")}
+${MAIN(WG)} {
+  let i = ${LINEAR_WG} * ${WG}u + lid.x;
+  if (i >= p.n) { return; }
+  let gi = g[p.go + i];
+  let w = pw[p.po + i] * (1.0 - p.lr * p.wd);
+  let m = mw[i] + (gi - mw[i]) * (1.0 - p.b1);
+  let v = vw[i] * p.b2 + gi * gi * (1.0 - p.b2);
+  mw[i] = m;
+  vw[i] = v;
+  pw[p.po + i] = w - (p.lr / p.bc1) * m / (sqrt(v) / p.bc2s + p.eps);
+}`,
+    });
+    return;
+  }
+  const [pd, gd, md, vd] = [cpuData(p), cpuData(g), cpuData(m), cpuData(v)];
+  for (let i = 0; i < n; i++) {
+    const gi = gd[g.offset + i];
+    const w = pd[p.offset + i] * (1 - h.lr * h.wd);
+    md[i] += (gi - md[i]) * (1 - h.b1);
+    vd[i] = vd[i] * h.b2 + gi * gi * (1 - h.b2);
+    pd[p.offset + i] = w - ((h.lr / h.bc1) * md[i]) / (Math.sqrt(vd[i]) / h.bc2sqrt + h.eps);
+  }
+}
