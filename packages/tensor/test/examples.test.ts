@@ -1,0 +1,12 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { quickstart } from "../examples/quickstart.js";
+
+describe("README example", () => {
+  it("is the runnable examples/quickstart.ts, verbatim, and it converges", async () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const code = readFileSync(new URL("../examples/quickstart.ts", import.meta.url), "utf8");
+    expect(readme).toContain(code.trim());
+    expect(await quickstart()).toBeLessThan(1e-4);
+  });
+});
