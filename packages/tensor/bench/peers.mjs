@@ -63,7 +63,7 @@ function describeAdapter(info) {
 }
 
 function reasonOf(e) {
-  return e && e.message ? e.message : String(e);
+  return e?.message ? e.message : String(e);
 }
 
 function checkArgs(n, reps, batch) {

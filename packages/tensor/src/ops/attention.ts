@@ -3,7 +3,7 @@
 import { record } from "../autograd.js";
 import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
 import { ShapeError, fmtShape } from "../errors.js";
-import { sameBackend, Tensor } from "../tensor.js";
+import { sameBackend, type Tensor } from "../tensor.js";
 import { cpuData, cpuValues, emptyTensor, gpuOf, inputDecl, isGpu, MAIN, outputDecl, requireF32, rowWorkgroup, wgReduceLib } from "./kernel.js";
 import { matmul } from "./matmul.js";
 import { contiguous, reshape } from "./movement.js";

@@ -3,7 +3,7 @@
 import { record } from "../autograd.js";
 import { paramsDecl, reportWgsl, LINEAR_WG } from "../backend/webgpu.js";
 import { ArgumentError, DTypeError, IndexError, ShapeError, fmtShape } from "../errors.js";
-import { sameBackend, Tensor } from "../tensor.js";
+import { sameBackend, type Tensor } from "../tensor.js";
 import { div } from "./elementwise.js";
 import { cpuData, cpuValues, emptyTensor, gpuOf, inputDecl, isGpu, MAIN, outputDecl, requireFloat, rowWorkgroup, wgReduceLib } from "./kernel.js";
 import { contiguous, reshape } from "./movement.js";

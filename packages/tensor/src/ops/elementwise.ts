@@ -4,8 +4,8 @@ import { record } from "../autograd.js";
 import type { Backend } from "../backend/backend.js";
 import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
 import type { DType } from "../dtype.js";
-import { DTypeError, fmtShape } from "../errors.js";
-import { broadcastShapes, broadcastStrides, collapseDims, contiguousStrides, numel, sameShape, type Shape } from "../shape.js";
+import { DTypeError } from "../errors.js";
+import { broadcastShapes, broadcastStrides, collapseDims, contiguousStrides, sameShape, type Shape } from "../shape.js";
 import { sameBackend, Tensor } from "../tensor.js";
 import {
   cpuData,
@@ -268,8 +268,6 @@ function binaryRaw(op: BinaryOp, a: Arg, b: Arg): Tensor {
   const def: BinaryDef = BINARY[op];
   return mapElementwise(op, [a, b], ([x, y]) => def.wgsl(x, y), def.cpu);
 }
-
-const shapeOf = (a: Arg): Shape => (typeof a === "number" ? [] : a.shape);
 
 /** Sums a broadcast gradient back to an operand's shape (and frees the broadcast one). */
 function reduceGrad(g: Tensor, a: Arg): Tensor | null {

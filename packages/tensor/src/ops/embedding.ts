@@ -3,7 +3,7 @@
 import { record } from "../autograd.js";
 import { paramsDecl, reportWgsl, LINEAR_WG } from "../backend/webgpu.js";
 import { DTypeError, IndexError, ShapeError, fmtShape } from "../errors.js";
-import { sameBackend, Tensor } from "../tensor.js";
+import { sameBackend, type Tensor } from "../tensor.js";
 import { cpuData, cpuValues, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireFloat } from "./kernel.js";
 import { fill } from "./elementwise.js";
 import { contiguous } from "./movement.js";

@@ -1,8 +1,8 @@
 // Helpers every op file shares: WGSL declarations and typed loads for each dtype (16-bit data is
 // widened in-shader), strided index arithmetic for WGSL and for the CPU oracle, and backend checks.
 import type { Backend } from "../backend/backend.js";
-import { type CpuStorage } from "../backend/cpu.js";
-import { type GpuStorage, type WebGPUBackend } from "../backend/webgpu.js";
+import type { CpuStorage } from "../backend/cpu.js";
+import type { GpuStorage, WebGPUBackend } from "../backend/webgpu.js";
 import type { DType } from "../dtype.js";
 import { DTypeError, fmtShape } from "../errors.js";
 import { contiguousStrides, numel } from "../shape.js";

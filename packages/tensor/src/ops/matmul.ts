@@ -4,7 +4,7 @@ import { record } from "../autograd.js";
 import { paramsDecl } from "../backend/webgpu.js";
 import { ShapeError, fmtShape } from "../errors.js";
 import { broadcastShapes, numel } from "../shape.js";
-import { sameBackend, Tensor } from "../tensor.js";
+import { sameBackend, type Tensor } from "../tensor.js";
 import { cpuData, emptyTensor, gpuOf, inputDecl, isGpu, MAIN, outputDecl, requireFloat } from "./kernel.js";
 import { copyToContiguous, transpose } from "./movement.js";
 import { sumTo } from "./reduce.js";
@@ -35,7 +35,7 @@ function asOperand(t: Tensor, batchShape: number[]): Operand {
   }
   // Batch dims: broadcast strides against the output batch shape.
   const lead = batchShape.length - (r - 2);
-  const batchStrides = batchShape.map((d, i) => {
+  const batchStrides = batchShape.map((_d, i) => {
     const j = i - lead;
     if (j < 0 || src.shape[j] === 1) return 0;
     return src.strides[j];

@@ -5,7 +5,7 @@ import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
 import { isHalf } from "../dtype.js";
 import { ArgumentError, DTypeError, IndexError, ShapeError, fmtShape } from "../errors.js";
 import { collapseDims, contiguousStrides, normalizeAxis, numel, sameShape, type Shape } from "../shape.js";
-import { sameBackend, Tensor } from "../tensor.js";
+import { sameBackend, type Tensor } from "../tensor.js";
 import { fill } from "./elementwise.js";
 import { cpuData, dimParams, emptyTensor, gpuOf, groups, isGpu, MAIN, stridedIndexWgsl, stridedOffsets, stridedParams } from "./kernel.js";
 import { sumTo } from "./reduce.js";

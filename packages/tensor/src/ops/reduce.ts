@@ -4,7 +4,7 @@ import { record } from "../autograd.js";
 import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
 import { ShapeError, fmtShape } from "../errors.js";
 import { collapseDims, normalizeAxes, numel, type Shape } from "../shape.js";
-import { Tensor } from "../tensor.js";
+import type { Tensor } from "../tensor.js";
 import { div, eq, mul } from "./elementwise.js";
 import { cpuData, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireFloat, stridedOffsets } from "./kernel.js";
 import { expand, reshape } from "./movement.js";

@@ -3,7 +3,7 @@
 import { record } from "../autograd.js";
 import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
 import { ShapeError, fmtShape } from "../errors.js";
-import { sameBackend, Tensor } from "../tensor.js";
+import { sameBackend, type Tensor } from "../tensor.js";
 import { cpuData, cpuValues, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireFloat, rowsOf, rowWorkgroup, wgReduceLib } from "./kernel.js";
 import { contiguous } from "./movement.js";
 
@@ -143,7 +143,9 @@ export function rmsNorm(x: Tensor, w: Tensor, opts: RmsNormOptions = {}): Tensor
   const { y, rstd } = forwardRaw(xc, wc, eps, off);
   const out = record(y, "rmsNorm", [xc, wc], (g, needs) => {
     const { dx, dw } = backwardRaw(xc, wc, rstd, g, off, needs[1]);
-    return [needs[0] ? dx : (dx.dispose(), null), dw];
+    if (needs[0]) return [dx, dw];
+    dx.dispose();
+    return [null, dw];
   });
   if (!out.requiresGrad) {
     rstd.dispose();

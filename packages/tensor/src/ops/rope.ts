@@ -3,7 +3,7 @@
 import { record } from "../autograd.js";
 import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from "../errors.js";
-import { sameBackend, Tensor } from "../tensor.js";
+import { sameBackend, type Tensor } from "../tensor.js";
 import { cpuData, cpuValues, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireF32 } from "./kernel.js";
 import { contiguous } from "./movement.js";
 

@@ -3,7 +3,7 @@
 import { record } from "../autograd.js";
 import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
 import { normalizeAxis } from "../shape.js";
-import { Tensor } from "../tensor.js";
+import type { Tensor } from "../tensor.js";
 import { cpuData, cpuValues, emptyTensor, gpuOf, inputDecl, isGpu, MAIN, outputDecl, requireFloat, rowsOf, rowWorkgroup, wgReduceLib } from "./kernel.js";
 import { contiguous, transpose } from "./movement.js";
 
