@@ -141,11 +141,10 @@ describe("qr (Householder)", () => {
         expect(q.shape).toEqual([m, k]);
         expect(r.shape).toEqual([k, n]);
         const [A, Q, R] = [await mat(a), await mat(q), await mat(r)];
-        const tol = tolerances(b);
         const qrA = hostMatmul(Q, R);
         const err = frob({ ...A, d: A.d.map((x, i) => x - qrA.d[i]) }) / frob(A);
         expect(err, `${b.kind} ${m}×${n}: ‖QR − A‖/‖A‖`).toBeLessThanOrEqual(isCpu(b) ? 1e-12 : 1e-6);
-        expect(orthonormalityError(Q), `${b.kind} ${m}×${n}: QᵀQ = I`).toBeLessThanOrEqual(isCpu(b) ? 1e-12 : 1e-5 + 0 * tol.orth);
+        expect(orthonormalityError(Q), `${b.kind} ${m}×${n}: QᵀQ = I`).toBeLessThanOrEqual(isCpu(b) ? 1e-12 : 1e-5);
         for (let i = 0; i < k; i++) for (let j = 0; j < Math.min(i, n); j++) expect(at(R, i, j), `${b.kind} ${m}×${n}: R[${i},${j}]`).toBe(0);
         rs.push(R);
         dispose(a, q, r);
@@ -279,7 +278,7 @@ describe("eigh", () => {
     const skewed = A.d.map((v, e) => v + (Math.floor(e / n) < e % n ? 0.5 : Math.floor(e / n) > e % n ? -0.5 : 0));
     for (const b of await both()) {
       const { values, vectors } = eigh(upload(skewed, [n, n], b));
-      expectRelClose(Float64Array.from(await values.data()), Float64Array.from([3, 1, 0, -3]), 0, isCpu(b) ? 1e-12 : 2e-6, `${b.kind} eigenvalues`);
+      expectRelClose(Float64Array.from(await values.data()), Float64Array.from([3, 1, 0, -3]), 0, isCpu(b) ? 1e-12 : 5e-6, `${b.kind} eigenvalues`);
       dispose(values, vectors);
     }
   });
@@ -324,6 +323,7 @@ describe("svdLowRank (randomized, torch.svd_lowrank semantics)", () => {
 // ---- svdvals -------------------------------------------------------------------------------------
 
 describe("svdvals (top-k singular values with autograd)", () => {
+  const spectrum40 = Array.from({ length: 40 }, (_, i) => 0.7 ** i);
   it("exact (Gram + eigh): values and dZ = U·diag(g)·Vᵀ match the oracle and finite differences", async () => {
     const opts = { atol: 1e-4, rtol: 1e-4, gradAtol: 2e-4, gradRtol: 1e-3 };
     await checkOp("svdvals wide", (z) => svdvals(z, 3, { method: "exact" }), [{ shape: [7, 12] }], opts);
@@ -353,8 +353,6 @@ describe("svdvals (top-k singular values with autograd)", () => {
     }
   });
 });
-
-const spectrum40 = Array.from({ length: 40 }, (_, i) => 0.7 ** i);
 
 // ---- errors --------------------------------------------------------------------------------------
 
@@ -396,14 +394,15 @@ describe("memory", () => {
       dispose(q, r);
       const d = svd(a);
       dispose(d.u, d.s, d.v);
-      const w = svd(T.transpose(a));
-      dispose(w.u, w.s, w.v);
+      const wide = T.transpose(a);
+      const w = svd(wide);
+      dispose(w.u, w.s, w.v, wide);
       const e = eigh(sym);
       dispose(e.values, e.vectors);
       const l = svdLowRank(a, 4);
       dispose(l.u, l.s, l.v);
       T.noGrad(() => svdvals(z, 3)).dispose();
-      svdvals(upload(randomValues(6, 30, 3), [6, 30], b), 2, { method: "randomized" }).dispose();
+      T.noGrad(() => svdvals(z, 2, { method: "randomized" })).dispose();
       // With a graph: tidy frees the vectors saved for backward, keep the leaf's grad, then free it.
       T.tidy(() => {
         T.backward(T.sum(svdvals(z, 3)));
