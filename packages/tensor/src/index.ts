@@ -57,3 +57,4 @@ export { AdamW, adamwUpdate, type AdamWOptions } from "./optim/adamw.js";
 export { SGD, type SGDOptions } from "./optim/sgd.js";
 export { lrSchedule, type ScheduleKind, type ScheduleOptions } from "./optim/schedule.js";
 export { clipGradNorm } from "./optim/clip.js";
+export * from "./linalg/index.js";

@@ -208,6 +208,19 @@ describe("svd (one-sided Jacobi)", () => {
     }
   });
 
+  it("reads strided views: svd(aᵀ) swaps the factors of svd(a)", async () => {
+    for (const b of await both()) {
+      const a = upload(randomValues(13, 8, 21), [13, 8], b);
+      const view = T.transpose(a);
+      const [r, rt] = [svd(a), svd(view)];
+      const [S, St] = [Float64Array.from(await r.s.data()), Float64Array.from(await rt.s.data())];
+      expectRelClose(St, S, isCpu(b) ? 1e-12 : 1e-5, 0, `${b.kind} s of aᵀ`);
+      expectSameColumnsUpToSign(await mat(rt.u), await mat(r.v), S.length, isCpu(b) ? 1e-12 : 1e-5, `${b.kind} u of aᵀ = v of a`);
+      expectSameColumnsUpToSign(await mat(rt.v), await mat(r.u), S.length, isCpu(b) ? 1e-12 : 1e-5, `${b.kind} v of aᵀ = u of a`);
+      dispose(a, view, r.u, r.s, r.v, rt.u, rt.s, rt.v);
+    }
+  });
+
   it("takes 16-bit input (widened to f32)", async () => {
     const gpu = await getGpu();
     const values = randomValues(9, 7, 11);
@@ -311,7 +324,7 @@ describe("svdLowRank (randomized, torch.svd_lowrank semantics)", () => {
           expectSignRule(V, what);
           // The best rank-q approximation leaves ‖A − A_q‖_F = ‖s_{q+1..}‖.
           const tail = Math.sqrt(spectrum.slice(q).reduce((s, v) => s + v * v, 0));
-          expect(reconstructionError(A, U, S, V) * frob(A), `${what}: rank-q residual`).toBeLessThanOrEqual(tail * 1.01 + 1e-6);
+          expect(reconstructionError(A, U, S, V) * frob(A), `${what}: rank-q residual`).toBeLessThanOrEqual(tail * 1.05);
           dispose(r.u, r.s, r.v);
         }
         a.dispose();
@@ -403,11 +416,15 @@ describe("memory", () => {
       dispose(l.u, l.s, l.v);
       T.noGrad(() => svdvals(z, 3)).dispose();
       T.noGrad(() => svdvals(z, 2, { method: "randomized" })).dispose();
-      // With a graph: tidy frees the vectors saved for backward, keep the leaf's grad, then free it.
-      T.tidy(() => {
-        T.backward(T.sum(svdvals(z, 3)));
-        T.backward(T.sum(svdvals(z, 2, { method: "randomized" })));
-      });
+      // With a graph exactly three storages stay alive: the output and U_k, V_k saved for backward
+      // (tidy frees them; the leaf keeps its grad, freed below).
+      for (const method of ["exact", "randomized"] as const)
+        T.tidy(() => {
+          const live = b.memory().storages;
+          const y = svdvals(z, 3, { method });
+          expect(b.memory().storages - live, `${b.kind} ${method}: storages alive after svdvals`).toBe(3);
+          T.backward(T.sum(y));
+        });
       expect(z.grad).toBeTruthy();
       z.grad!.dispose();
       z.grad = null;

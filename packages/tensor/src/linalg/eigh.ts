@@ -1,14 +1,5 @@
 // Symmetric eigendecomposition on the Jacobi engine, for whoever needs eigenpairs of a Gram or
 // covariance matrix: one-sided Jacobi on the positive semidefinite A + c·I, then λ = σ − c.
-//
-// Why the shift: for a PSD matrix the singular values are the eigenvalues and V holds the
-// eigenvectors, so the SVD engine serves as is, and eigenvalues of opposite sign (where |λ| ties
-// would mix u and v) cannot occur. c = ‖A‖_F ≥ ‖A‖_2 makes A + c·I PSD for any symmetric A.
-// Precision trade-off: σ is computed with absolute error ≈ eps·‖A + c·I‖ ≤ 2·eps·‖A‖_F, so λ = σ − c
-// has absolute error ≈ eps·‖A‖_F rather than the eps·‖A‖_2 of a direct solver: eigenvalues much
-// smaller than ‖A‖_F lose relative accuracy (in f32, λ ≈ 1e-6·‖A‖_F is noise). Eigenvectors are as
-// accurate as usual (error ≈ eps·‖A‖/gap), and they are exactly orthonormal up to rounding because
-// they are accumulated rotations.
 import { noGrad } from "../autograd.js";
 import { ShapeError, fmtShape } from "../errors.js";
 import { mapElementwise, sqrt, square, sub } from "../ops/elementwise.js";
@@ -26,6 +17,14 @@ export type EighOptions = SvdOptions;
  * vectors n×n with the eigenvectors as columns, the largest-|.| entry of each positive. Only the
  * symmetric part (A + Aᵀ)/2 is used; symmetry is not checked (that would need a GPU readback).
  * f32 on the input's backend, no autograd.
+ *
+ * Why the shift: for a PSD matrix the singular values are the eigenvalues and V holds the
+ * eigenvectors, so the SVD engine serves as is, and eigenvalues of opposite sign (whose equal |λ|
+ * would mix u and v) cannot occur. c = ‖A‖_F ≥ ‖A‖_2 makes A + c·I PSD for any symmetric A.
+ * Precision trade-off: σ comes with absolute error ≈ eps·‖A + c·I‖ ≤ 2·eps·‖A‖_F, so λ = σ − c has
+ * absolute error ≈ eps·‖A‖_F instead of a direct solver's eps·‖A‖_2: eigenvalues much smaller than
+ * ‖A‖_F lose relative accuracy (in f32, |λ| ≈ 1e-6·‖A‖_F is noise). Eigenvectors are as accurate as
+ * usual (≈ eps·‖A‖/gap), and orthonormal to rounding because they are accumulated rotations.
  */
 export function eigh(a: Tensor, opts: EighOptions = {}): { values: Tensor; vectors: Tensor } {
   const [m, n] = matrixDims("eigh", a);

@@ -1,21 +1,16 @@
 // Parallel one-sided (Hestenes) Jacobi, the engine under svd and eigh: it rotates pairs of rows of a
-// k×L matrix until they are orthogonal, n/2 disjoint pairs per round, one GPU dispatch per round.
-//
-// Rows, not columns: the caller passes Xᵀ row-major (X = L×k), so every column of X is contiguous.
-// Schedule: the round-robin "circle method" over K = k rounded up to even players; K − 1 rounds
-// make a sweep in which every pair meets once (a player paired with the dummy k sits out).
-// Convergence without readback: each rotation records |γ|/√(αβ) into a device-side state word;
-// after a sweep in which no pair needed rotating, a flag makes all later round kernels return at
-// once. The host therefore encodes `maxSweeps` sweeps up front (cheap no-ops once converged), and
-// the whole decomposition stays on the GPU with no readback. The CPU oracle breaks out early.
+// k×L matrix until they are orthogonal, k/2 disjoint pairs per round, one GPU dispatch per round.
 import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
 import { fill } from "../ops/elementwise.js";
 import { cpuData, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, rowWorkgroup, type Tensor, wgReduceLib } from "../ops/kernel.js";
 import { eyeMatrix, machineEps } from "./common.js";
 
-/** Sweeps encoded by default: f32 converges in 6-12 for k ≤ 4096; later sweeps cost one no-op dispatch per round. */
+/**
+ * Sweeps encoded by default. Measured in f32 on random matrices: 5-7 sweeps for k ≤ 64, 10 for 128,
+ * 12 for 256 (one of them the final sweep without rotations); the count grows roughly like log k, so
+ * 20 leaves margin at 4096. Sweeps after convergence cost one no-op dispatch per round.
+ */
 export const DEFAULT_MAX_SWEEPS = 20;
-export const DEBUG: { keep: boolean; state: Tensor | null } = { keep: false, state: null };
 
 export interface JacobiResult {
   /** Singular values of X, descending. */
@@ -27,9 +22,10 @@ export interface JacobiResult {
 }
 
 /**
- * Tolerances. A pair is rotated while |γ| > tol·√(αβ) (tol ≈ a few rounding errors of a length-L
- * dot product); a row whose squared norm is below zeroRel2·‖X‖²_F counts as zero (rank deficiency:
- * such rows would otherwise rotate noise against noise forever).
+ * Tolerances. A pair is rotated while |γ| > tol·√(αβ), tol = 2·√L·eps: above the rounding error of
+ * a length-L dot product, and what bounds |u_iᵀu_j| at the end. A row whose squared norm is below
+ * zeroRel2·‖X‖²_F, zeroRel2 = (8·√k·eps)², counts as zero (rank deficiency: such rows would
+ * otherwise rotate noise against noise until maxSweeps).
  */
 function tolerances(b: Tensor["backend"], k: number, L: number): { tol: number; zeroRel2: number } {
   const eps = machineEps(b);
@@ -40,14 +36,22 @@ function tolerances(b: Tensor["backend"], k: number, L: number): { tol: number; 
 const STATE_WORDS = 4;
 
 /** Pair i of round r in the circle method over K players (player K − 1 stays, the others rotate). */
-export function pairOf(K: number, r: number, i: number): [number, number] {
+function pairOf(K: number, r: number, i: number): [number, number] {
   const M = K - 1;
   return i === 0 ? [M, r] : [(r + i) % M, (r + M - i) % M];
 }
 
 /**
- * SVD of X = rowsᵀ by one-sided Jacobi. `rows` (k×L, contiguous, owned by the caller) is rotated
- * in place. Results are sorted by descending singular value; signs are not normalised here.
+ * SVD of X = rowsᵀ by one-sided Jacobi. `rows` (k×L, contiguous at offset 0, owned by the caller)
+ * is rotated in place. Results are sorted by descending singular value; signs are not normalised.
+ *
+ * Rows, not columns: callers pass Xᵀ row-major (X = L×k), so every column of X is contiguous.
+ * Schedule: the round-robin "circle method" over K = k rounded up to even players; K − 1 rounds
+ * make a sweep in which every pair meets once (a player paired with the dummy k sits out).
+ * Convergence without readback: each rotation records |γ|/√(αβ) in a device-side state word; after
+ * a sweep in which no pair needed rotating, a flag makes every later round kernel return at once.
+ * So the host encodes `maxSweeps` sweeps up front (no-ops once converged), the API stays
+ * synchronous, and the decomposition never waits on a readback. The CPU oracle breaks out early.
  */
 export function jacobiSvdOfRows(rows: Tensor, opts: { wantU: boolean; maxSweeps: number }): JacobiResult {
   const [k, L] = rows.shape;
@@ -68,8 +72,7 @@ export function jacobiSvdOfRows(rows: Tensor, opts: { wantU: boolean; maxSweeps:
   const { s, order } = sortDescending(norms);
   const u = opts.wantU ? gatherColumns(rows, order, s, state, zeroRel2) : null;
   const v = gatherColumns(rotations, order, null, state, zeroRel2);
-  if (DEBUG.keep) { DEBUG.state?.dispose(); DEBUG.state = state; } else state.dispose();
-  for (const t of [norms, order, rotations]) t.dispose();
+  for (const t of [norms, order, state, rotations]) t.dispose();
   return { s, u, v };
 }
 

@@ -1,10 +1,5 @@
 // Householder QR (thin), for the orthonormal bases of svdLowRank and the m ≫ n step of svd. It works
 // on Aᵀ row-major so every reflected column is contiguous: one GPU dispatch per reflection.
-//
-// Step j reflects column j onto α_j·e_j with v = x − α_j·e_j, α_j = −sign(x_j)·‖x‖ (no cancellation),
-// H_j = I − 2vvᵀ/‖v‖². Each workgroup of the step owns one column c ≥ j and recomputes ‖x‖ and v·y
-// itself from column j, which no workgroup writes during the step, so a step is a single dispatch.
-// Q = H_0···H_{k−1}·[I; 0] is then formed backwards, again one dispatch per reflection.
 import { noGrad } from "../autograd.js";
 import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
 import { cpuData, emptyTensor, gpuOf, groups, isGpu, MAIN, outputDecl, rowWorkgroup, type Tensor } from "../ops/kernel.js";
@@ -20,7 +15,13 @@ export function qr(a: Tensor): { q: Tensor; r: Tensor } {
   return noGrad(() => householderQr(a));
 }
 
-/** qr() without the argument checks, for callers inside linalg. */
+/**
+ * qr() without the argument checks, for callers inside linalg. Step j reflects column j onto
+ * α_j·e_j with v = x − α_j·e_j, α_j = −sign(x_j)·‖x‖ (no cancellation), H_j = I − 2vvᵀ/‖v‖². Each
+ * workgroup of a step owns one column c ≥ j and recomputes ‖x‖ and v·y itself from column j, which
+ * nobody writes during the step, so a step is a single dispatch. Q = H_0···H_{k−1}·[I; 0] is then
+ * formed backwards, again one dispatch per reflection.
+ */
 export function householderQr(a: Tensor): { q: Tensor; r: Tensor } {
   const [m, n] = a.shape;
   const k = Math.min(m, n);

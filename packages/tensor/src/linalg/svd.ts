@@ -46,8 +46,10 @@ export function sweepsOption(op: string, maxSweeps: number | undefined): number 
 /**
  * Thin SVD A = U·diag(S)·Vᵀ of an m×n matrix, k = min(m, n): u m×k, s k (descending), v n×k, f32 on
  * the input's backend. Signs: the largest-magnitude component of each v_i is positive (ties: the
- * first). Singular values that are zero to working precision (below ≈ 8·√k·eps·‖A‖_F) get a zero
- * column in u. No autograd (use svdvals for gradients of singular values).
+ * first). Rank deficiency: singular values that are zero to working precision (below
+ * ≈ 8·√k·eps·‖A‖_F) get a zero column in the factor built by normalising rotated columns (u when
+ * m ≥ n, v when m < n) instead of an arbitrary orthonormal completion; the other factor stays
+ * orthonormal. No autograd (use svdvals for gradients of singular values).
  */
 export function svd(a: Tensor, opts: SvdOptions = {}): SvdResult {
   matrixDims("svd", a);

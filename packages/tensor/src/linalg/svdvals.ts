@@ -1,10 +1,5 @@
 // Differentiable top-k singular values for the SVD regularizer on logits Z (N×V, N ≤ ~2048 rows,
 // V up to 256000): exact through the small Gram matrix, or randomized (svdLowRank) when both are large.
-//
-// Gradient: ∂σ_i/∂Z = u_i·v_iᵀ, so dZ = U_k·diag(g)·V_kᵀ, one matmul of N×k by k×V. The exact path
-// squares Z: σ_i = √λ_i(Z·Zᵀ), U = eigenvectors, V = Zᵀ·U/σ. Squaring costs relative accuracy in
-// σ_i ≈ eps·(σ_1/σ_i)², harmless for the leading values this is for; σ_i ≤ √eps·σ_1 is noise there, so
-// such directions get a zero gradient instead of a division by ≈0.
 import { isGradEnabled, noGrad, record } from "../autograd.js";
 import { ArgumentError } from "../errors.js";
 import { mapElementwise, mul, sqrt } from "../ops/elementwise.js";
@@ -41,6 +36,13 @@ interface TopK {
 /**
  * The k largest singular values of a 2-D tensor, descending, with autograd (dZ = U_k·diag(g)·V_kᵀ).
  * f32 on the input's backend. The gradient assumes σ_1..σ_k are distinct (as for any SVD gradient).
+ *
+ * Gradient: ∂σ_i/∂Z = u_i·v_iᵀ, so dZ = U_k·diag(g)·V_kᵀ, one matmul of N×k by k×V. The exact path
+ * squares Z: σ_i = √λ_i(Z·Zᵀ) (of the shorter side's Gram matrix), U = its eigenvectors,
+ * V = Zᵀ·U/σ. Squaring costs relative accuracy in σ_i ≈ eps·(σ_1/σ_i)², harmless for the leading
+ * values this is for; σ_i ≤ √eps·σ_1 is noise there, so such directions get a zero gradient instead
+ * of a division by ≈0. The randomized path's gradient uses the same formula with its approximate
+ * U_k, V_k (not the derivative of the sketch itself, which torch would differentiate through).
  */
 export function svdvals(z: Tensor, k: number, opts: SvdvalsOptions = {}): Tensor {
   const [N, V] = matrixDims("svdvals", z);
