@@ -1,7 +1,7 @@
 // The float64 CPU oracle backend: storage is a Float64Array whatever the dtype (16-bit dtypes are
 // rounded on upload), so tests can compare WebGPU results against exact-ish math.
 import type { DType } from "../dtype.js";
-import { roundTo } from "../dtype.js";
+import { roundValues } from "../dtype.js";
 import type { Backend, MemoryStats, Storage } from "./backend.js";
 
 export class CpuStorage implements Storage {
@@ -30,8 +30,8 @@ export class CpuBackend implements Backend {
 
   upload(dtype: DType, values: ArrayLike<number>): CpuStorage {
     const s = this.alloc(dtype, values.length);
-    if (dtype === "f32") s.data.set(values);
-    else for (let i = 0; i < values.length; i++) s.data[i] = roundTo(dtype, values[i]);
+    // The oracle keeps f32 data in float64; other dtypes are rounded as the GPU stores them.
+    s.data.set(dtype === "f32" ? values : roundValues(dtype, values));
     return s;
   }
 

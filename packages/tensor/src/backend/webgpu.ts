@@ -1,7 +1,8 @@
 // The WebGPU backend: one long-lived command encoder and compute pass, batched submits, buffers
 // pooled by size and reused only after the submit that last used them, pipelines cached by key.
 import type { DType } from "../dtype.js";
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, storageBytes } from "../dtype.js";
+import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from "@balora/safetensors";
+import { storageBytes } from "../dtype.js";
 import { DeviceError, IndexError } from "../errors.js";
 import type { Backend, MemoryStats, Storage } from "./backend.js";
 
@@ -365,12 +366,8 @@ export class WebGPUBackend implements Backend {
     const endByte = Math.ceil(((offset + numel) * eb) / 4) * 4;
     const raw = await this.readBytes(s, startByte, endByte - startByte);
     if (!half) return s.dtype === "i32" ? new Int32Array(raw) : new Float32Array(raw);
-    const u16 = new Uint16Array(raw);
-    const skip = offset - startByte / 2;
-    const out = new Float32Array(numel);
-    const conv = s.dtype === "bf16" ? bf16BitsToF32 : f16BitsToF32;
-    for (let i = 0; i < numel; i++) out[i] = conv(u16[skip + i]);
-    return out;
+    const bits = new Uint16Array(raw, (offset - startByte / 2) * 2, numel);
+    return s.dtype === "bf16" ? bf16ToFloat32(bits) : f16ToFloat32(bits);
   }
 
   /** Reads raw bytes (multiple of 4, 4-aligned) of a storage. The only sync point with the GPU. */
@@ -499,7 +496,7 @@ export function encodeValues(dtype: DType, values: ArrayLike<number>): ArrayBuff
     return out.buffer;
   }
   const out = new Uint16Array(bytes / 2);
-  const conv = dtype === "bf16" ? f32ToBf16Bits : f32ToF16Bits;
-  for (let i = 0; i < n; i++) out[i] = conv(values[i]);
+  const f = Float32Array.from(values);
+  out.set(dtype === "bf16" ? float32ToBf16(f) : float32ToF16(f));
   return out.buffer;
 }

@@ -1,0 +1,19 @@
+// @balora/safetensors public API: stream tensors out of .safetensors files and HF checkpoint
+// directories, write them byte-identical to the reference writer, convert 16-bit floats.
+export { DTYPES, type Dtype, type DtypeArrays, type TensorArray, bytesPerElement } from "./dtypes.js";
+export { SafetensorsFormatError } from "./errors.js";
+export { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from "./float16.js";
+export { MAX_HEADER_BYTES, type TensorInfo } from "./header.js";
+export { SafetensorsFile, type Tensor, openSafetensors, parseSafetensors } from "./file.js";
+export { type TensorToWrite, type TensorsToWrite, type WriteOptions, writeSafetensors } from "./writer.js";
+export {
+  Checkpoint,
+  DEFAULT_MAX_SHARD_SIZE,
+  INDEX_FILE_NAME,
+  SINGLE_FILE_NAME,
+  type SaveCheckpointOptions,
+  type SavedCheckpoint,
+  openCheckpoint,
+  saveCheckpoint,
+  shardFileName,
+} from "./checkpoint.js";
