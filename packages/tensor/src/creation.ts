@@ -1,7 +1,7 @@
 // Creating tensors: from JS arrays or typed arrays, constants, ranges and seeded random numbers,
 // on the default backend or an explicit one; toBackend() moves data between the CPU oracle and GPU.
 import type { Backend } from "./backend/backend.js";
-import type { DType } from "./dtype.js";
+import { bytesPerElement, type DType } from "./dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "./errors.js";
 import { fill } from "./ops/elementwise.js";
 import { checkShape, numel, type Shape } from "./shape.js";
@@ -130,6 +130,20 @@ export const randint = (shape: Shape, low: number, high: number, opts: RandomOpt
   for (let i = 0; i < v.length; i++) v[i] = low + Math.floor(rng.next() * (high - low));
   return tensor(v, shape, { ...opts, dtype: "i32" });
 };
+
+/**
+ * A tensor from raw little-endian bytes in the dtype's layout (e.g. a safetensors F32/BF16/F16/I32
+ * tensor): 16-bit data is uploaded as is and stays 16-bit on the device.
+ */
+export function tensorFromBytes(bytes: Uint8Array, dtype: DType, shape: Shape, opts: Omit<CreateOptions, "dtype"> = {}): Tensor {
+  checkShape("tensorFromBytes", shape);
+  const want = numel(shape) * bytesPerElement(dtype);
+  if (bytes.byteLength !== want) throw new ShapeError(`tensorFromBytes: ${bytes.byteLength} bytes do not hold a ${dtype} tensor of shape ${fmtShape(shape)} (${want} bytes)`);
+  const backend = opts.backend ?? getDefaultBackend();
+  const t = new Tensor(backend.uploadBytes(dtype, bytes), [...shape]);
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
+}
 
 /** Copies a tensor to another backend (e.g. GPU result -> CPU oracle for comparison). */
 export async function toBackend(t: Tensor, backend: Backend): Promise<Tensor> {

@@ -94,6 +94,19 @@ describe("binary ops with broadcasting", () => {
 });
 
 describe("16-bit storage", () => {
+  it("tensorFromBytes uploads raw bf16/f16/f32 bytes as stored (odd counts too)", async () => {
+    const gpu = await getGpu();
+    const bits = new Uint16Array([0x3f80, 0xc049, 0x7f80]); // bf16: 1, -3.140625, inf
+    for (const backend of [gpu, cpu]) {
+      const t = T.tensorFromBytes(new Uint8Array(bits.buffer), "bf16", [3], { backend });
+      expect(t.dtype).toBe("bf16");
+      expect(Array.from(await T.mul(t, 2).data())).toEqual([2, -6.28125, Infinity]);
+      const f = T.tensorFromBytes(new Uint8Array(new Float32Array([1.5, -2]).buffer), "f32", [2], { backend });
+      expect(Array.from(await f.data())).toEqual([1.5, -2]);
+    }
+    expect(() => T.tensorFromBytes(new Uint8Array(6), "f32", [2], { backend: gpu })).toThrow(/6 bytes do not hold a f32 tensor of shape \[2\]/);
+  });
+
   it("bf16 and f16 inputs are widened in-shader exactly", async () => {
     const gpu = await getGpu();
     const vals = [1.00390625, -3.140625, 65504, 1e-3, 0.1, -0.0, 3.3e-5, 123.456];

@@ -37,6 +37,10 @@ describe("nn layers", () => {
     net.setSubmodule("layers.1.q_proj", repl);
     expect(net.getSubmodule("layers.1.q_proj")).toBe(repl);
     expect(() => net.getSubmodule("layers.7.q_proj")).toThrow(/no module/);
+    // a tensor shared by two modules (tied embeddings) is listed once, like torch
+    const tied = new T.Linear(net.embed.weight);
+    (net as unknown as { head: T.Linear }).head = tied;
+    expect([...net.namedParameters()].filter(([, t]) => t === net.embed.weight).map(([n]) => n)).toEqual(["embed.weight"]);
     net.requiresGrad_(false);
     expect(net.trainableParameters()).toHaveLength(0);
   });

@@ -26,6 +26,8 @@ export interface Backend {
   readonly description: string;
   alloc(dtype: DType, numel: number): Storage;
   upload(dtype: DType, values: ArrayLike<number>): Storage;
+  /** Uploads raw little-endian bytes already in the dtype's layout (f32/i32: 4 bytes, f16/bf16: 2). */
+  uploadBytes(dtype: DType, bytes: Uint8Array): Storage;
   release(storage: Storage): void;
   /** Reads `numel` elements starting at element `offset`, as numbers of the storage's dtype. */
   read(storage: Storage, offset: number, numel: number): Promise<Float32Array | Int32Array | Float64Array>;

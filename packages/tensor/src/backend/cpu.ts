@@ -1,7 +1,8 @@
 // The float64 CPU oracle backend: storage is a Float64Array whatever the dtype (16-bit dtypes are
 // rounded on upload), so tests can compare WebGPU results against exact-ish math.
 import type { DType } from "../dtype.js";
-import { roundValues } from "../dtype.js";
+import { bf16ToFloat32, f16ToFloat32 } from "@balora/safetensors";
+import { bytesPerElement, roundValues } from "../dtype.js";
 import type { Backend, MemoryStats, Storage } from "./backend.js";
 
 export class CpuStorage implements Storage {
@@ -32,6 +33,21 @@ export class CpuBackend implements Backend {
     const s = this.alloc(dtype, values.length);
     // The oracle keeps f32 data in float64; other dtypes are rounded as the GPU stores them.
     s.data.set(dtype === "f32" ? values : roundValues(dtype, values));
+    return s;
+  }
+
+  uploadBytes(dtype: DType, bytes: Uint8Array): CpuStorage {
+    const n = bytes.byteLength / bytesPerElement(dtype);
+    const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+    const { buffer, byteOffset } = aligned;
+    const values =
+      dtype === "f32"
+        ? new Float32Array(buffer, byteOffset, n)
+        : dtype === "i32"
+          ? new Int32Array(buffer, byteOffset, n)
+          : (dtype === "bf16" ? bf16ToFloat32 : f16ToFloat32)(new Uint16Array(buffer, byteOffset, n));
+    const s = this.alloc(dtype, n);
+    s.data.set(values);
     return s;
   }
 

@@ -2,7 +2,7 @@
 // pooled by size and reused only after the submit that last used them, pipelines cached by key.
 import type { DType } from "../dtype.js";
 import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from "@balora/safetensors";
-import { storageBytes } from "../dtype.js";
+import { bytesPerElement, storageBytes } from "../dtype.js";
 import { DeviceError, IndexError } from "../errors.js";
 import type { Backend, MemoryStats, Storage } from "./backend.js";
 
@@ -178,6 +178,19 @@ export class WebGPUBackend implements Backend {
   upload(dtype: DType, values: ArrayLike<number>): GpuStorage {
     const s = this.alloc(dtype, values.length);
     this.device.queue.writeBuffer(s.buffer, 0, encodeValues(dtype, values));
+    return s;
+  }
+
+  uploadBytes(dtype: DType, bytes: Uint8Array): GpuStorage {
+    const n = bytes.byteLength / bytesPerElement(dtype);
+    const s = this.alloc(dtype, n);
+    // writeBuffer needs a multiple of 4 bytes: pad an odd count of 16-bit values.
+    let data = bytes;
+    if (bytes.byteLength % 4 !== 0) {
+      data = new Uint8Array(bytes.byteLength + 2);
+      data.set(bytes);
+    }
+    this.writeBytes(s, 0, data);
     return s;
   }
 

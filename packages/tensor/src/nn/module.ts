@@ -22,12 +22,18 @@ export abstract class Module {
     for (const [name, child] of this.namedChildren()) yield* child.namedModules(prefix ? `${prefix}.${name}` : name);
   }
 
-  /** Every persistent tensor in the tree with its dotted path (the state-dict names). */
-  *namedParameters(prefix = ""): Generator<[string, Tensor]> {
+  /**
+   * Every persistent tensor in the tree with its dotted path (the state-dict names). A tensor shared
+   * by two modules (tied embeddings) is listed once, under its first path, like torch.
+   */
+  *namedParameters(prefix = "", seen = new Set<Tensor>()): Generator<[string, Tensor]> {
     for (const [k, v] of Object.entries(this)) {
-      if (v instanceof Tensor && !this.nonPersistent.has(k)) yield [prefix ? `${prefix}.${k}` : k, v];
+      if (v instanceof Tensor && !this.nonPersistent.has(k) && !seen.has(v)) {
+        seen.add(v);
+        yield [prefix ? `${prefix}.${k}` : k, v];
+      }
     }
-    for (const [name, child] of this.namedChildren()) yield* child.namedParameters(prefix ? `${prefix}.${name}` : name);
+    for (const [name, child] of this.namedChildren()) yield* child.namedParameters(prefix ? `${prefix}.${name}` : name, seen);
   }
 
   /** Tensors with requiresGrad (what an optimizer updates). */
