@@ -1,5 +1,6 @@
 // Idempotent set-up behind `npm test`, `npm run demo` and `npm run bench`: pinned pnpm,
-// dependencies from the lockfile, and a WebGPU adapter (Mesa lavapipe from bookworm-backports if none).
+// dependencies from the lockfile, built packages, and a WebGPU adapter (Mesa lavapipe from
+// bookworm-backports if none).
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { pnpm, pnpmCommand, pnpmVersion, repoRoot } from "./lib/pnpm.mjs";
@@ -20,7 +21,12 @@ pnpmCommand();
 log(`pnpm ${pnpmVersion}: installing dependencies from pnpm-lock.yaml`);
 pnpm(["install", "--frozen-lockfile", "--prefer-offline", ...(quiet ? ["--reporter=silent"] : ["--reporter=append-only"])]);
 
-// 2. A WebGPU adapter.
+// 2. Build the packages (turbo caches it), so the `balora` bin works right after set-up.
+log("building packages");
+process.env.TURBO_TELEMETRY_DISABLED = "1";
+pnpm(["exec", "turbo", "run", "build", "--output-logs=errors-only"], { stdio: ["ignore", quiet ? "ignore" : "inherit", "inherit"] });
+
+// 3. A WebGPU adapter.
 function probe() {
   const r = spawnSync(process.execPath, ["scripts/lib/probe-adapter.mjs"], { cwd: repoRoot, encoding: "utf8", timeout: 120_000 });
   const line = (r.stdout ?? "").trim().split("\n").pop();

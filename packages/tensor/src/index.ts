@@ -1,5 +1,6 @@
 // @balora/tensor public API: backends, Tensor, creation, ops (forward + autograd), nn, optim, linalg.
 // Everything a model or regularizer needs is exported here; internals stay in their files.
+/// <reference types="@webgpu/types" preserve="true" />
 import type { Backend } from "./backend/backend.js";
 import { createWebGPU, type WebGPUOptions } from "./backend/device.js";
 import type { WebGPUBackend } from "./backend/webgpu.js";
@@ -12,7 +13,7 @@ export { createWebGPU, type WebGPUOptions } from "./backend/device.js";
 export * from "./errors.js";
 export * from "./dtype.js";
 export { broadcastShapes, contiguousStrides, numel, type Shape } from "./shape.js";
-export { Tensor, setDefaultBackend, getDefaultBackend, type GradNode, type NestedArray } from "./tensor.js";
+export { Tensor, setDefaultBackend, getDefaultBackend, peekDefaultBackend, type GradNode, type NestedArray } from "./tensor.js";
 export { backward, isGradEnabled, keep, noGrad, record, tidy } from "./autograd.js";
 export * from "./creation.js";
 export * from "./ops/elementwise.js";
