@@ -78,13 +78,20 @@ def load_model(d, cfg, dtype, **overrides):
     return m.eval()
 
 
+last_layer = []
+
+
 def run(m, g):
+    last_layer.clear()
+    layers = m.model.layers
+    hook = layers[len(layers) - 1].register_forward_hook(lambda mod, i, o: last_layer.append(o[0] if isinstance(o, tuple) else o))
     out = m(
         input_ids=g["input_ids"],
         attention_mask=g["attention_mask"],
         labels=g["labels"],
         output_hidden_states=True,
     )
+    hook.remove()
     return out
 
 
@@ -130,14 +137,14 @@ def check_fixture(name):
         out.loss.backward()
     report("logits", out.logits, g["logits"], kind)
     report("loss", out.loss, g["loss"], "f32" if not bf16 else "bf16")
-    hs = out.hidden_states
+    hs = out.hidden_states  # (embeddings, layer 0 out, ..., layer L-2 out, final norm out)
     L = cfg["num_hidden_layers"]
-    for i in range(len(hs)):
-        want = g.get(f"hidden_states.{i}")
-        if i == L and want is not None and not torch.allclose(hs[i].float(), want, atol=1e-4):
-            report(f"hidden_states.{i} (= final_hidden)", hs[i], g["final_hidden"], kind)
-        elif want is not None:
-            report(f"hidden_states.{i}", hs[i], want, kind)
+    assert len(hs) == L + 1
+    report("embeddings", hs[0], g["embeddings"], kind)
+    for i in range(L - 1):
+        report(f"layer_output.{i}", hs[i + 1], g[f"layer_output.{i}"], kind)
+    report(f"layer_output.{L - 1}", last_layer[0], g[f"layer_output.{L - 1}"], kind)
+    report("final_hidden", hs[L], g["final_hidden"], kind)
     if "pool_index" in g:
         pad = cfg["pad_token_id"]
         ids = g["input_ids"]

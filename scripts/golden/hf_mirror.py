@@ -24,7 +24,7 @@
 # - causal-LM loss: logits.float(), labels padded with -100 on the right then shifted left, mean CE over
 #   counted tokens; sequence classification: score at the last non-pad token
 #   ((arange(T) * (ids != pad)).argmax(-1)), CE over the pooled logits
-# - bf16: every op rounds to bf16 as torch does; matmuls accumulate in f32 and round once
+# - bf16: every torch op rounds its result to bf16; matmuls and activations compute in f32 and round once
 import json
 import math
 import os
@@ -140,6 +140,15 @@ def matmul(a, b):
     return torch.matmul(a, b)
 
 
+def mul_scalar(t, s):
+    # torch >= 2: bf16 tensor * python float multiplies by the f32 scalar, rounds once (1.13 rounded s to bf16)
+    return (t.float() * s).to(BF16) if t.dtype == BF16 else t * s
+
+
+def div_scalar(t, s):
+    return (t.float() / s).to(BF16) if t.dtype == BF16 else t / s
+
+
 def rms_llama(x, w, eps):
     dt = x.dtype
     h = x.to(torch.float32)
@@ -177,7 +186,12 @@ def forward(c, P, ids, am, dtype, act_name=None, head="causal"):
     D = head_dim(c)
     eps = c["rms_norm_eps"]
     norm = rms_gemma if gemma else rms_llama
-    act = ACT[act_name or activation(c)]
+    act_f32 = ACT[act_name or activation(c)]
+
+    def act(t):
+        # torch >= 2 computes bf16 activations in f32 and rounds once (torch 1.13 rounded inside silu/gelu-tanh)
+        return act_f32(t.float()).to(BF16) if t.dtype == BF16 else act_f32(t)
+
     Bn, Tn = ids.shape
 
     x = F.embedding(ids, P["model.embed_tokens.weight"])
@@ -223,11 +237,11 @@ def forward(c, P, ids, am, dtype, act_name=None, head="causal"):
         k = (k * cos) + (rotate_half(k) * sin)
         k = repeat_kv(k, nh // nkv)
         v = repeat_kv(v, nh // nkv)
-        w = matmul(q, k.transpose(2, 3)) * scaling
+        w = mul_scalar(matmul(q, k.transpose(2, 3)), scaling)
         if softcap is not None:
-            w = w / softcap
+            w = div_scalar(w, softcap)
             w = torch.tanh(w)
-            w = w * softcap
+            w = mul_scalar(w, softcap)
         w = w + masks[i]
         w = F.softmax(w, dim=-1, dtype=torch.float32).to(q.dtype)
         o = matmul(w, v).transpose(1, 2).reshape(Bn, Tn, -1)
@@ -256,9 +270,9 @@ def forward(c, P, ids, am, dtype, act_name=None, head="causal"):
     logits = lin(x, W)
     cap = c.get("final_logit_softcapping") if arch == "gemma2" else None
     if cap is not None:
-        logits = logits / cap
+        logits = div_scalar(logits, cap)
         logits = torch.tanh(logits)
-        logits = logits * cap
+        logits = mul_scalar(logits, cap)
     return logits, extras
 
 
@@ -489,6 +503,16 @@ def config_variant(c, change):
     return c
 
 
+def hidden_goldens(ex, conv):
+    """embeddings (after Gemma's scale), layer_output.i (residual stream after decoder layer i), final_hidden
+    (after the final norm). transformers' output_hidden_states = (embeddings, layer_output.0, ...,
+    layer_output.L-2, final_hidden): its last entry is already normed."""
+    out = {"embeddings": conv(ex["hidden"][0]), "final_hidden": conv(ex["final"])}
+    for i, h in enumerate(ex["hidden"][1:]):
+        out[f"layer_output.{i}"] = conv(h)
+    return out
+
+
 def build(spec):
     name, c, dtype, head = spec["name"], spec["config"], spec["dtype"], spec["head"]
     seed = zlib.crc32(name.encode())
@@ -505,9 +529,7 @@ def build(spec):
         logits, ex = forward(c, Pb, ids, am, BF16, spec.get("act"), head)
         golden["logits"] = logits.float()
         golden["loss"] = loss_fn(logits, labels).float()
-        for i, h in enumerate(ex["hidden"]):
-            golden[f"hidden_states.{i}"] = h.float()
-        golden["final_hidden"] = ex["final"].float()
+        golden.update(hidden_goldens(ex, lambda t: t.float()))
         Pf = {k: v.float() for k, v in Pb.items()}
         lf, _ = forward(c, Pf, ids, am, torch.float32, spec.get("act"), head)
         golden["logits_f32"] = lf
@@ -520,9 +542,7 @@ def build(spec):
         loss.backward()
         golden["logits"] = logits.detach()
         golden["loss"] = loss.detach()
-        for i, h in enumerate(ex["hidden"]):
-            golden[f"hidden_states.{i}"] = h.detach()
-        golden["final_hidden"] = ex["final"].detach()
+        golden.update(hidden_goldens(ex, lambda t: t.detach()))
         for k, v in Pg.items():
             golden["grad." + k] = v.grad.detach().clone()
         if spec.get("extra_act"):

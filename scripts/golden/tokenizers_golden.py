@@ -207,6 +207,7 @@ def golden_rows(tok, hf):
             "hf_decode_skip_special": hf.decode(enc.ids, skip_special_tokens=True),
         }
         row["hf_matches"] = hf_ids == enc.ids and hf_plain == plain.ids
+        row["hf_decode_matches"] = (row["decode"], row["decode_skip_special"]) == (row["hf_decode"], row["hf_decode_skip_special"])
         rows.append(row)
     return rows
 
@@ -243,7 +244,8 @@ def main():
             "cases": rows,
         }
         bad = [r["text"] for r in rows if not r["hf_matches"]]
-        print(f"{family}: vocab {vocab_size}, {type(hf).__name__} len {len(hf)}, hf mismatches: {bad}")
+        bad_dec = [r["text"] for r in rows if not r["hf_decode_matches"]]
+        print(f"{family}: vocab {vocab_size}, {type(hf).__name__} len {len(hf)}, transformers ids differ for {bad}, decode for {bad_dec}")
     with open(os.path.join(OUT, "golden.json"), "w", encoding="utf-8") as fh:
         json.dump(golden, fh, indent=1, ensure_ascii=False)
         fh.write("\n")
