@@ -1,19 +1,5 @@
-import { describe, expect, it, vi } from "vitest";
-import { main } from "../src/cli/main.js";
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, "log").mockImplementation((...a) => void out.push(a.join(" ")));
-  const error = vi.spyOn(console, "error").mockImplementation((...a) => void err.push(a.join(" ")));
-  try {
-    const code = await main(argv);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
+import { describe, expect, it } from "vitest";
+import { run } from "./helpers.js";
 
 describe("balora CLI basics", () => {
   it("--help lists the commands; a command's --help shows its usage", async () => {

@@ -41,6 +41,16 @@ export function initWebGPU(opts?: WebGPUOptions): Promise<WebGPUBackend> {
   return shared;
 }
 
+/** Destroys the backend `initWebGPU()` created (so the process can exit); a later call creates a new one. */
+export async function releaseWebGPU(): Promise<void> {
+  if (!shared) return;
+  const b = await shared.catch(() => null);
+  shared = null;
+  if (!b) return;
+  if (peekDefaultBackend() === b) setDefaultBackend(null);
+  b.destroy();
+}
+
 /** Runs `fn` with `backend` as the default backend. */
 export function withBackend<T>(backend: Backend, fn: () => T): T {
   const prev = peekDefaultBackend();

@@ -1,7 +1,7 @@
 // The `balora` command line (contract in DESIGN.md §4): parses arguments, runs one command, and turns
 // every user mistake into one line on stderr and a non-zero exit code, never a stack trace.
 import { SafetensorsFormatError } from "@balora/safetensors";
-import { BaloraError, peekDefaultBackend, type WebGPUBackend } from "@balora/tensor";
+import { BaloraError, releaseWebGPU } from "@balora/tensor";
 import { UsageError } from "./args.js";
 import { forwardCommand } from "./forward.js";
 import { generateCommand } from "./generate.js";
@@ -54,7 +54,6 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   } finally {
     // Dawn keeps the process alive while a device exists.
-    const b = peekDefaultBackend();
-    if (b?.kind === "webgpu") (b as WebGPUBackend).destroy();
+    await releaseWebGPU();
   }
 }
