@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openSafetensors, writeSafetensors } from "@balora/safetensors";
+import { openSafetensors, type TensorsToWrite, writeSafetensors } from "@balora/safetensors";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modelFixture, run } from "./helpers.js";
 
@@ -64,7 +64,7 @@ describe("balora forward", () => {
     ];
     for (const [tensors, re] of cases) {
       const input = join(dir, "bad.safetensors");
-      await writeSafetensors(input, tensors);
+      await writeSafetensors(input, tensors as TensorsToWrite);
       const r = await run(["forward", "--model", model, "--input", input, "--out", out]);
       expect(r.code).not.toBe(0);
       expect(r.err).toMatch(re);
