@@ -94,6 +94,20 @@ describe("binary ops with broadcasting", () => {
 });
 
 describe("16-bit storage", () => {
+  it("cast f32 -> bf16/f16 rounds to nearest even exactly like the oracle (odd sizes, views)", async () => {
+    const gpu = await getGpu();
+    const rng = new T.Rng(3);
+    const vals = Array.from({ length: 1001 }, (_, i) => (i % 7 === 0 ? 1 + (i % 3) * 2 ** -8 + 2 ** -9 : (rng.next() - 0.5) * 10 ** ((i % 9) - 4)));
+    vals.push(65520, -1e-8, 3.0000001, 1e30);
+    for (const dtype of ["bf16", "f16"] as const) {
+      const g = T.cast(T.tensor(vals, undefined, { backend: gpu }), dtype);
+      expect(g.dtype).toBe(dtype);
+      const c = T.cast(T.tensor(vals, undefined, { backend: cpu }), dtype);
+      expect(Array.from(await g.data())).toEqual(Array.from(await c.data()));
+      const view = T.cast(T.slice(T.tensor(vals, undefined, { backend: gpu }), [[1, 1000, 3]]), dtype);
+      expect(Array.from(await view.data())).toEqual(Array.from(await c.data()).filter((_, i) => i >= 1 && i < 1000 && (i - 1) % 3 === 0));
+    }
+  });
   it("tensorFromBytes uploads raw bf16/f16/f32 bytes as stored (odd counts too)", async () => {
     const gpu = await getGpu();
     const bits = new Uint16Array([0x3f80, 0xc049, 0x7f80]); // bf16: 1, -3.140625, inf

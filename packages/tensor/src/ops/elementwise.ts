@@ -3,12 +3,13 @@
 import { record } from "../autograd.js";
 import type { Backend } from "../backend/backend.js";
 import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
-import type { DType } from "../dtype.js";
+import { type DType, roundValues } from "../dtype.js";
 import { DTypeError } from "../errors.js";
 import { broadcastShapes, broadcastStrides, collapseDims, contiguousStrides, sameShape, type Shape } from "../shape.js";
 import { sameBackend, Tensor } from "../tensor.js";
 import {
   cpuData,
+  cpuValues,
   dimParams,
   emptyTensor,
   gpuOf,
@@ -22,6 +23,7 @@ import {
   stridedOffsets,
   stridedParams,
 } from "./kernel.js";
+import { copyToContiguous } from "./movement.js";
 import { sumTo } from "./reduce.js";
 
 type Arg = Tensor | number;
@@ -388,15 +390,52 @@ ${MAIN(WG)} {
 }
 
 /**
- * Converts dtype. f32 <-> i32 (truncation), and f32/f16/bf16 -> f32. Writing 16-bit data goes
- * through `toHalf` (frozen weights are uploaded, not computed, so there is no gradient there).
+ * Converts dtype: f32 <-> i32 (truncation), f16/bf16 -> f32 (exact), and f32 -> f16/bf16 (round to
+ * nearest even, like torch; no gradient: 16-bit tensors are frozen weights).
  */
-export function cast(x: Tensor, dtype: "f32" | "i32"): Tensor {
+export function cast(x: Tensor, dtype: DType): Tensor {
   x.check("cast");
   if (x.dtype === dtype) return identity(x);
-  const y = mapElementwise(`cast_${dtype}`, [x], ([v]) => v, (v) => v, dtype);
+  if (dtype === "bf16" || dtype === "f16") return toHalf(x, dtype);
+  const y = mapElementwise(`cast_${dtype}`, [x], ([v]) => v, (v) => v, dtype as "f32" | "i32");
   if (dtype === "f32" && x.dtype !== "i32") return record(y, "cast", [x], (g) => [g.viewAs(g.shape, g.strides, g.offset)]);
   return y;
+}
+
+/** f32 -> packed 16-bit storage, one invocation per pair of elements. */
+function toHalf(x: Tensor, dtype: "bf16" | "f16"): Tensor {
+  if (x.dtype !== "f32") throw new DTypeError(`cast: ${x.dtype} -> ${dtype} is not supported; cast to f32 first`);
+  const src = x.isContiguous ? x : copyToContiguous(x);
+  const out = emptyTensor(x.backend, x.shape, dtype);
+  const n = out.size;
+  const b = x.backend;
+  if (n > 0 && isGpu(b)) {
+    const params = { u: { n, xo: src.offset } };
+    // bf16: round-to-nearest-even on the bits (NaN kept quiet); f16: the same on the half layout.
+    const pack =
+      dtype === "bf16"
+        ? `fn h(v: f32) -> u32 { let b = bitcast<u32>(v); if ((b & 0x7fffffffu) > 0x7f800000u) { return ((b >> 16u) | 0x40u) & 0xffffu; } return ((b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u) & 0xffffu; }`
+        : `fn h(v: f32) -> u32 { return pack2x16float(vec2<f32>(v, 0.0)) & 0xffffu; }`;
+    b.dispatch({
+      key: `to_${dtype}`,
+      params,
+      inputs: [gpuOf(src)],
+      outputs: [gpuOf(out)],
+      grid: groups(Math.ceil(n / 2), WG),
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+${pack}
+${MAIN(WG)} {
+  let j = ${LINEAR_WG} * ${WG}u + lid.x;
+  let i = 2u * j;
+  if (i >= p.n) { return; }
+  var hi = 0u;
+  if (i + 1u < p.n) { hi = h(x[p.xo + i + 1u]); }
+  out[j] = h(x[p.xo + i]) | (hi << 16u);
+}`,
+    });
+  } else if (n > 0) cpuData(out).set(roundValues(dtype, cpuValues(src)));
+  if (src !== x) src.dispose();
+  return out;
 }
 
 // ---- float64 erf for the CPU oracle --------------------------------------------------------------
