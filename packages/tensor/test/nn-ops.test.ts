@@ -32,6 +32,35 @@ describe("matmul", () => {
       expectClose(g, c, 1e-5, 1e-5, `matmul ${dtype}`);
     }
   });
+  it("every kernel family (subgroup, register, GPU tiles) is exact on odd, vec4, transposed and batched shapes", async () => {
+    const gpu = await getGpu();
+    const saved = { ...gpu.traits };
+    const traits = gpu.traits as { software: boolean; subgroupSize: number | null };
+    const families = [
+      { software: true, subgroupSize: saved.subgroupSize },
+      { software: true, subgroupSize: null },
+      { software: false, subgroupSize: null },
+    ];
+    try {
+      for (const f of families) {
+        Object.assign(traits, f);
+        for (const [sa, sb, o] of [
+          [[64, 36], [36, 20], {}],
+          [[17, 33], [33, 5], {}],
+          [[3, 8, 12], [3, 12, 16], {}],
+          [[40, 24], [28, 24], { transB: true }],
+          [[24, 40], [24, 28], { transA: true }],
+          [[9, 130], [70, 9], { transA: true, transB: true }],
+          [[2, 1, 4, 8], [3, 8, 4], {}],
+        ] as [number[], number[], T.MatmulOptions][]) {
+          const specs = [{ shape: sa, grad: false }, { shape: sb, grad: false }];
+          await checkOp(`matmul ${JSON.stringify(f)} ${sa}·${sb}`, (a, b) => T.matmul(a, b, o), specs, { atol: 1e-5, rtol: 1e-5 });
+        }
+      }
+    } finally {
+      Object.assign(traits, saved);
+    }
+  });
   it("rejects mismatched inner dimensions", async () => {
     const gpu = await getGpu();
     expect(() => T.matmul(T.zeros([2, 3], { backend: gpu }), T.zeros([4, 5], { backend: gpu }))).toThrow(/matmul: inner dimensions differ: \[2,3\] · \[4,5\]/);

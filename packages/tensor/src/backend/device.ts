@@ -61,9 +61,15 @@ export async function createWebGPU(opts: WebGPUOptions = {}): Promise<WebGPUBack
   if (!adapter) throw new DeviceError(NO_ADAPTER_HELP);
   const requiredLimits: Record<string, number> = {};
   for (const k of WANTED_LIMITS) requiredLimits[k] = adapter.limits[k];
-  const requiredFeatures = (["timestamp-query"] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  const requiredFeatures = (["timestamp-query", "subgroups"] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info;
   const description = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ").trim() || "unknown WebGPU adapter";
-  return new WebGPUBackend(device, description);
+  const sgMin = (info as { subgroupMinSize?: number }).subgroupMinSize;
+  const sgMax = (info as { subgroupMaxSize?: number }).subgroupMaxSize;
+  return new WebGPUBackend(device, description, {
+    software: info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|warp/i.test(description),
+    // Kernels built around one subgroup per workgroup need a fixed, known subgroup size.
+    subgroupSize: device.features.has("subgroups") && sgMin !== undefined && sgMin === sgMax ? sgMin : null,
+  });
 }

@@ -92,6 +92,8 @@ export class WebGPUBackend implements Backend {
 
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  private passPipeline: GPUComputePipeline | null = null;
+  private readonly offsetScratch = new Uint32Array(1);
   private dispatchesInBatch = 0;
   private readonly arena = new ArrayBuffer(ARENA_BYTES);
   private readonly arenaU32 = new Uint32Array(this.arena);
@@ -125,6 +127,8 @@ export class WebGPUBackend implements Backend {
   constructor(
     readonly device: GPUDevice,
     readonly description: string,
+    /** What kernels may assume: a CPU implementation (lavapipe) and a fixed subgroup size. */
+    readonly traits: { software: boolean; subgroupSize: number | null } = { software: false, subgroupSize: null },
   ) {
     this.limits = device.limits;
     this.uniformAlign = Math.max(16, device.limits.minUniformBufferOffsetAlignment);
@@ -265,10 +269,11 @@ export class WebGPUBackend implements Backend {
   // ---- dispatch --------------------------------------------------------------------------------
 
   private pipelineFor(d: Dispatch): PipelineEntry {
-    const layoutKey = `${d.inputs.length}r${d.outputs.length}w`;
-    const key = `${d.key}|${layoutKey}`;
+    // A key names one shader, and a shader fixes its bindings: the key alone finds the pipeline.
+    const key = d.key;
     const hit = this.pipelines.get(key);
     if (hit) return hit;
+    const layoutKey = `${d.inputs.length}r${d.outputs.length}w`;
     let layout = this.layouts.get(layoutKey);
     if (!layout) {
       const entries: GPUBindGroupLayoutEntry[] = [
@@ -330,9 +335,16 @@ export class WebGPUBackend implements Backend {
       return;
     }
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
-    if (!this.pass) this.pass = this.encoder.beginComputePass();
-    this.pass.setPipeline(entry.pipeline);
-    this.pass.setBindGroup(0, bg, [offset]);
+    if (!this.pass) {
+      this.pass = this.encoder.beginComputePass();
+      this.passPipeline = null;
+    }
+    if (this.passPipeline !== entry.pipeline) {
+      this.pass.setPipeline(entry.pipeline);
+      this.passPipeline = entry.pipeline;
+    }
+    this.offsetScratch[0] = offset;
+    this.pass.setBindGroup(0, bg, this.offsetScratch, 0, 1);
     this.pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     this.counters.dispatches++;
     if (++this.dispatchesInBatch >= this.submitEvery) this.flush();

@@ -71,56 +71,65 @@ export function mapElementwise(op: string, args: Arg[], wgslExpr: (v: string[]) 
   const out = emptyTensor(b, shape, outDtype);
   if (out.size === 0) return out;
   if (isGpu(b)) {
-    const outStrides = contiguousStrides(shape);
-    const views = tensors.map((t) => broadcastStrides(t.shape, t.strides, shape));
-    const { shape: dims, strides } = collapseDims(shape, [outStrides, ...views]);
+    // Layout per tensor argument: read at the output index (contiguous, same shape) or strided.
+    const same = tensors.every((t) => t.isContiguous && sameShape(t.shape, shape));
+    const { shape: dims, strides } = same
+      ? { shape: [out.size], strides: tensors.map(() => [1]) }
+      : (() => {
+          const c = collapseDims(shape, [contiguousStrides(shape), ...tensors.map((t) => broadcastStrides(t.shape, t.strides, shape))]);
+          return { shape: c.shape, strides: c.strides.slice(1).map((st) => (st.every((v, i) => v === c.strides[0][i]) ? [] : st)) };
+        })();
     const rank = dims.length;
     const u: Record<string, number> = { n: out.size };
-    dimParams(dims, u);
     const f: Record<string, number> = {};
-    const names: string[] = [];
-    let decls = "";
-    let body = "";
-    let key = `ew:${op}:${outDtype}:r${rank}`;
+    let key = `ew:${op}:${outDtype}:${same ? "flat" : `r${rank}`}`;
     let t = 0;
-    args.forEach((a, k) => {
+    for (let k = 0; k < args.length; k++) {
+      const a = args[k];
       if (typeof a === "number") {
         f[`s${k}`] = a;
-        names.push(`p.s${k}`);
         key += ":k";
-        return;
+        continue;
       }
-      const st = strides[t + 1];
-      const direct = st.every((s, i) => s === strides[0][i]);
-      const nm = `a${k}`;
-      decls += inputDecl(t + 1, nm, a.dtype);
-      if (direct) {
-        u[`${nm}_o`] = a.offset;
-        body += `let ${nm}_off = p.${nm}_o + i;\n`;
-      } else {
-        stridedParams(nm, a.offset, st, u);
-        body += stridedIndexWgsl(nm, rank, "i");
-      }
-      body += `let v${k} = f32(load_${nm}(${nm}_off));\n`;
-      names.push(`v${k}`);
+      const st = strides[t++];
+      const direct = same || st.length === 0;
+      if (direct) u[`a${k}_o`] = a.offset;
+      else stridedParams(`a${k}`, a.offset, st, u);
       key += `:${a.dtype}${direct ? "c" : "s"}`;
-      t++;
-    });
+    }
+    if (!same) dimParams(dims, u);
     const params = { u, f };
-    const store = outDtype === "i32" ? `i32(${wgslExpr(names)})` : wgslExpr(names);
     b.dispatch({
       key,
       params,
       inputs: tensors.map(gpuOf),
       outputs: [gpuOf(out)],
       grid: groups(out.size, WG),
-      wgsl: () =>
-        `${paramsDecl(params)}${decls}${outputDecl(tensors.length + 1, "out", outDtype === "i32" ? "i32" : "f32")}${WGSL_LIB}
+      wgsl: () => {
+        // Built once per pipeline key: declarations, index arithmetic, loads, the expression.
+        let decls = "";
+        let body = "";
+        const names: string[] = [];
+        let bind = 1;
+        args.forEach((a, k) => {
+          if (typeof a === "number") {
+            names.push(`p.s${k}`);
+            return;
+          }
+          const nm = `a${k}`;
+          decls += inputDecl(bind++, nm, a.dtype);
+          body += `a${k}_o` in u && !(`a${k}_s0` in u) ? `let ${nm}_off = p.${nm}_o + i;\n` : stridedIndexWgsl(nm, rank, "i");
+          body += `let v${k} = f32(load_${nm}(${nm}_off));\n`;
+          names.push(`v${k}`);
+        });
+        const store = outDtype === "i32" ? `i32(${wgslExpr(names)})` : wgslExpr(names);
+        return `${paramsDecl(params)}${decls}${outputDecl(bind, "out", outDtype === "i32" ? "i32" : "f32")}${WGSL_LIB}
 ${MAIN(WG)} {
   let i = ${LINEAR_WG} * ${WG}u + lid.x;
   if (i >= p.n) { return; }
 ${body}  out[i] = ${store};
-}`,
+}`;
+      },
     });
     return out;
   }

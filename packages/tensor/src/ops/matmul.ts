@@ -1,11 +1,12 @@
 // Batched matmul C[..., M, N] = A[..., M, K] · B[..., K, N] with broadcast batch dims, transposed
 // operands read in place (x·Wᵀ never copies W), 16-bit operands widened in-shader, and its gradient.
 import { record } from "../autograd.js";
-import { paramsDecl } from "../backend/webgpu.js";
+import { paramsDecl, type WebGPUBackend } from "../backend/webgpu.js";
 import { ShapeError, fmtShape } from "../errors.js";
-import { broadcastShapes, numel } from "../shape.js";
+import { broadcastShapes, collapseDims, numel } from "../shape.js";
 import { sameBackend, type Tensor } from "../tensor.js";
 import { cpuData, emptyTensor, gpuOf, inputDecl, isGpu, MAIN, outputDecl, requireFloat } from "./kernel.js";
+import { FAST_PARAMS, matmulPlan, matmulVec4Ok } from "./matmul-kernels.js";
 import { copyToContiguous, transpose } from "./movement.js";
 import { sumTo } from "./reduce.js";
 
@@ -55,7 +56,7 @@ const TN = 4;
 const WGX = 8;
 const WGY = 8;
 
-function matmulWgsl(a: Operand, b: Operand, batchRank: number, params: object): string {
+function genericWgsl(a: Operand, b: Operand, batchRank: number, params: object): string {
   const loadA = a.trans ? "load_a(p.a_o + ab + k * p.M + m)" : "load_a(p.a_o + ab + m * p.K + k)";
   const loadB = b.trans ? "load_b(p.b_o + bb + n * p.K + k)" : "load_b(p.b_o + bb + k * p.N + n)";
   let batch = "var ab = 0u; var bb = 0u; var r = z;\n";
@@ -102,6 +103,46 @@ function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean): 
     if (isGpu(b0)) {
       const a = asOperand(A, batchShape);
       const b = asOperand(B, batchShape);
+      if (!dispatchFast(b0, a, b, out, batchShape, M, N, K)) dispatchGeneric(b0, a, b, out, batchShape, M, N, K, nb);
+      if (a.owned) a.t.dispose();
+      if (b.owned) b.t.dispose();
+    } else cpuMatmul(A, B, batchShape, M, N, K, cpuData(out));
+  }
+  if (A !== aIn) A.dispose();
+  if (B !== bIn) B.dispose();
+  return out;
+}
+
+/**
+ * The tuned kernels (matmul-kernels.ts): f32 operands whose batch dims collapse to one stride each.
+ * Returns false when they do not apply (16-bit operands, irregular batch strides).
+ */
+function dispatchFast(b0: WebGPUBackend, a: Operand, b: Operand, out: Tensor, batchShape: number[], M: number, N: number, K: number): boolean {
+  if (a.t.dtype !== "f32" || b.t.dtype !== "f32") return false;
+  const cStrides = batchShape.map((_, i) => numel(batchShape.slice(i + 1)) * M * N);
+  const batch = collapseDims(batchShape, [a.batchStrides, b.batchStrides, cStrides]);
+  if (batch.shape.length > 1) return false;
+  const [strideA, strideB, strideC] = batch.shape.length ? batch.strides.map((st) => st[0]) : [0, 0, M * N];
+  const nb = batch.shape[0] ?? 1;
+  const aligned = [strideA, strideB, strideC, a.t.offset, b.t.offset].every((v) => v % 4 === 0);
+  const vec4 = aligned && matmulVec4Ok(M, N, K, a.trans, b.trans);
+  const plan = matmulPlan(M, N, a.trans, b.trans, { cpu: b0.traits.software, subgroupSize: b0.traits.subgroupSize }, vec4);
+  const values = [M, N, K, nb, strideA, strideB, strideC, a.t.offset, b.t.offset];
+  const params = { u: Object.fromEntries(FAST_PARAMS.map((f, i) => [f, values[i]])) };
+  b0.dispatch({
+    key: plan.key,
+    params,
+    inputs: [gpuOf(a.t), gpuOf(b.t)],
+    outputs: [gpuOf(out)],
+    grid: [Math.ceil(N / plan.tileN), Math.ceil(M / plan.tileM), nb],
+    flops: 2 * M * N * K * nb,
+    wgsl: plan.wgsl,
+  });
+  return true;
+}
+
+/** Any dtypes and batch layouts: a 4×4-per-invocation kernel with dtype-aware loaders. */
+function dispatchGeneric(b0: WebGPUBackend, a: Operand, b: Operand, out: Tensor, batchShape: number[], M: number, N: number, K: number, nb: number): void {
       const u: Record<string, number> = { M, N, K, a_o: a.t.offset, b_o: b.t.offset };
       batchShape.forEach((d, i) => {
         u[`bd${i}`] = d;
@@ -117,15 +158,8 @@ function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean): 
         outputs: [gpuOf(out)],
         grid: [Math.ceil(N / (TN * WGX)), Math.ceil(M / (TM * WGY)), nb],
         flops: 2 * M * N * K * nb,
-        wgsl: () => matmulWgsl(a, b, batchShape.length, params),
+        wgsl: () => genericWgsl(a, b, batchShape.length, params),
       });
-      if (a.owned) a.t.dispose();
-      if (b.owned) b.t.dispose();
-    } else cpuMatmul(A, B, batchShape, M, N, K, cpuData(out));
-  }
-  if (A !== aIn) A.dispose();
-  if (B !== bIn) B.dispose();
-  return out;
 }
 
 /** float64 reference: plain triple loop over logical coordinates. */
