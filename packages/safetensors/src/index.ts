@@ -4,6 +4,7 @@ export { DTYPES, type Dtype, type DtypeArrays, type TensorArray, bytesPerElement
 export { SafetensorsFormatError } from "./errors.js";
 export { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from "./float16.js";
 export { MAX_HEADER_BYTES, type TensorInfo } from "./header.js";
+export { type OrderedJson, PyFloat, pythonJsonDump, type PythonJsonOptions } from "./json.js";
 export { SafetensorsFile, type Tensor, openSafetensors, parseSafetensors } from "./file.js";
 export { type TensorToWrite, type TensorsToWrite, type WriteOptions, writeSafetensors } from "./writer.js";
 export {

@@ -53,17 +53,50 @@ function endOfString(text: string, start: number): number {
   return text.length - 1;
 }
 
-/** An ordered JSON object (a Map keeps key order; plain objects put integer-like keys first). */
-export type OrderedJson = string | number | ReadonlyMap<string, OrderedJson>;
+/** A Python float: printed with a decimal point even when integral (0.0, 8.0), as json.dumps does. */
+export class PyFloat {
+  constructor(readonly value: number) {}
+}
+
+/** JSON values in a given key order (a Map keeps order; plain objects put integer-like keys first). */
+export type OrderedJson =
+  | string
+  | number
+  | boolean
+  | null
+  | PyFloat
+  | readonly OrderedJson[]
+  | ReadonlyMap<string, OrderedJson>
+  | { readonly [k: string]: OrderedJson };
+
+export interface PythonJsonOptions {
+  /** json.dumps(sort_keys=True): sort object keys at every level. */
+  sortKeys?: boolean;
+}
+
+function pyNumber(v: number): string {
+  if (!Number.isFinite(v)) return v > 0 ? "Infinity" : v < 0 ? "-Infinity" : "NaN";
+  return String(v).replace(/e([+-])(\d)$/, "e$10$2"); // Python pads exponents to two digits
+}
 
 /** `json.dumps(value, indent=2)` as CPython writes it: ", " / ": " separators, non-ASCII escaped. */
-export function pythonJsonDump(value: OrderedJson, level = 0): string {
+export function pythonJsonDump(value: OrderedJson, level = 0, opts: PythonJsonOptions = {}): string {
+  if (value === null) return "null";
+  if (typeof value === "boolean") return value ? "true" : "false";
   if (typeof value === "string") return pythonJsonString(value);
-  if (typeof value === "number") return String(value);
-  if (value.size === 0) return "{}";
+  if (typeof value === "number") return pyNumber(value);
+  if (value instanceof PyFloat) return Number.isInteger(value.value) ? `${value.value}.0` : pyNumber(value.value);
   const inner = "  ".repeat(level + 1);
-  const lines = [...value].map(([k, v]) => `${inner}${pythonJsonString(k)}: ${pythonJsonDump(v, level + 1)}`);
-  return `{\n${lines.join(",\n")}\n${"  ".repeat(level)}}`;
+  const close = "  ".repeat(level);
+  if (Array.isArray(value)) {
+    if (value.length === 0) return "[]";
+    return `[\n${value.map((v) => `${inner}${pythonJsonDump(v, level + 1, opts)}`).join(",\n")}\n${close}]`;
+  }
+  let entries = value instanceof Map ? [...(value as ReadonlyMap<string, OrderedJson>)] : Object.entries(value as { [k: string]: OrderedJson });
+  if (entries.length === 0) return "{}";
+  if (opts.sortKeys) entries = entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const lines = entries.map(([k, v]) => `${inner}${pythonJsonString(k)}: ${pythonJsonDump(v, level + 1, opts)}`);
+  return `{\n${lines.join(",\n")}\n${close}}`;
 }
 
 /** A JSON string with ensure_ascii=True: everything outside ' '..'~' as \uXXXX (lowercase hex). */

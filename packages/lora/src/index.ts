@@ -1,0 +1,34 @@
+// @balora/lora public API: PEFT-compatible LoRA adapters on any @balora/tensor Module tree — config,
+// injection, variants (LoRA, DoRA, plugins), PiSSA, merging, multi-adapter control, peft save/load.
+import { registerVariant } from "./variant.js";
+import { doraVariant } from "./variants/dora.js";
+import { loraVariant } from "./variants/lora.js";
+
+registerVariant(loraVariant);
+registerVariant(doraVariant);
+
+export { DEFAULT_LORA_CONFIG, DEFAULT_TARGETS, type InitLoraWeights, type LoraConfig, loraConfig, patternKey, resolveModuleParams, variantOf } from "./config.js";
+export { isTarget } from "./match.js";
+export { type AdapterState, type AdapterVariant, type CreateContext, type ForwardContext, getVariant, registeredVariants, registerVariant } from "./variant.js";
+export { deltaWeight, initLoraAB, LORA_A, LORA_B, loraPath, loraVariant } from "./variants/lora.js";
+export { doraVariant } from "./variants/dora.js";
+export { LoraLinear, memoryName } from "./layer.js";
+export {
+  activeAdapters,
+  adapterConfigs,
+  deleteAdapter,
+  disableAdapters,
+  type InjectOptions,
+  type InjectResult,
+  injectAdapter,
+  loraLayers,
+  mergeAdapters,
+  mergeAndUnload,
+  type ParameterReport,
+  setAdapter,
+  trainableReport,
+  unmergeAdapters,
+  withInitialAdapters,
+} from "./inject.js";
+export { pissaInit, pissaMethod } from "./pissa.js";
+export { AdapterFormatError, CONFIG_FILE, type LoadAdapterOptions, loadAdapter, readAdapterConfig, type SaveAdapterOptions, saveAdapter, WEIGHTS_FILE } from "./peft.js";

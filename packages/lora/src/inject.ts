@@ -1,0 +1,190 @@
+// Adapter injection into any Module tree with named Linear layers, and the multi-adapter controls:
+// add, set active, disable for a block, teacher view (initial adapters), delete, merge, unload, report.
+import * as T from "@balora/tensor";
+import { ArgumentError } from "@balora/tensor";
+import { DEFAULT_TARGETS, type LoraConfig, loraConfig, resolveModuleParams, variantOf } from "./config.js";
+import { LoraLinear } from "./layer.js";
+import { isTarget } from "./match.js";
+import { pissaInit } from "./pissa.js";
+import { type AdapterState, getVariant } from "./variant.js";
+
+/** Configs of the adapters injected into each model, by adapter name. */
+const configs = new WeakMap<T.Module, Map<string, LoraConfig>>();
+
+export function adapterConfigs(model: T.Module): Map<string, LoraConfig> {
+  let m = configs.get(model);
+  if (!m) configs.set(model, (m = new Map()));
+  return m;
+}
+
+/** Every LoraLinear of the model with its path. */
+export function loraLayers(model: T.Module): [string, LoraLinear][] {
+  return [...model.namedModules()].filter((e): e is [string, LoraLinear] => e[1] instanceof LoraLinear);
+}
+
+const OUTPUT_LAYERS = ["lm_head"];
+const SEQ_CLS_HEADS = ["score", "classifier"];
+
+/** Resolves "all-linear" (every Linear but the output head, as peft) and null (peft's LLaMA/Mistral/Gemma default). */
+function explicitTargets(model: T.Module, c: LoraConfig): string[] | string {
+  if (c.target_modules === null) return DEFAULT_TARGETS;
+  if (typeof c.target_modules !== "string" || c.target_modules.toLowerCase() !== "all-linear") return c.target_modules;
+  const heads = c.task_type === "SEQ_CLS" ? SEQ_CLS_HEADS : OUTPUT_LAYERS;
+  return [...model.namedModules()]
+    .filter(([p, m]) => (m instanceof LoraLinear || (m instanceof T.Linear && !p.endsWith(".base_layer"))) && !heads.includes(p.split(".").pop()!))
+    .map(([p]) => p);
+}
+
+export interface InjectOptions {
+  adapterName?: string;
+  /** Seed for random initialisations and dropout masks (default 0). */
+  seed?: number;
+  /** Make this adapter the active one (default: true for the first adapter, as peft's get_peft_model). */
+  activate?: boolean;
+}
+
+export interface InjectResult {
+  adapterName: string;
+  /** Paths of the adapted layers. */
+  targets: string[];
+}
+
+/**
+ * Adds adapter `adapterName` to every matching Linear of `model` (wrapping it in a LoraLinear the
+ * first time). Freezes all base weights; only adapter tensors require grad.
+ */
+export function injectAdapter(model: T.Module, config: Partial<LoraConfig> = {}, opts: InjectOptions = {}): InjectResult {
+  const c = loraConfig(config as Partial<LoraConfig> & Record<string, unknown>);
+  const name = opts.adapterName ?? "default";
+  if (!/^[\w-]+$/.test(name)) throw new ArgumentError(`injectAdapter: adapter name "${name}" must be letters, digits, _ or -`);
+  const known = adapterConfigs(model);
+  if (known.has(name)) throw new ArgumentError(`injectAdapter: adapter "${name}" already exists; delete it first or choose another name`);
+  const variant = getVariant(variantOf(c));
+  const targets = explicitTargets(model, c);
+  const matched: [string, T.Module][] = [];
+  for (const [path, m] of model.namedModules()) {
+    if (path === "" || path.endsWith(".base_layer") || !isTarget(c, targets, path)) continue;
+    if (!(m instanceof T.Linear) && !(m instanceof LoraLinear))
+      throw new ArgumentError(`injectAdapter: target "${path}" is a ${m.constructor.name}, not a Linear layer; only Linear layers can take a LoRA adapter`);
+    matched.push([path, m]);
+  }
+  if (matched.length === 0) {
+    const linears = [...model.namedModules()].filter(([p, m]) => m instanceof T.Linear && !p.endsWith(".base_layer")).map(([p]) => p);
+    const suffixes = [...new Set(linears.map((p) => p.split(".").pop()))].join(", ");
+    throw new ArgumentError(`injectAdapter: target_modules ${JSON.stringify(c.target_modules)} match no Linear layer of the model (its Linear layers end in: ${suffixes || "none"})`);
+  }
+  model.requiresGrad_(false);
+  for (const [, l] of loraLayers(model)) for (const st of l.adapters.values()) for (const t of Object.values(st.params)) t.requiresGrad = true;
+  const rng = new T.Rng(opts.seed ?? 0);
+  const backend = matched[0][1] instanceof LoraLinear ? (matched[0][1] as LoraLinear).base_layer.weight.backend : (matched[0][1] as T.Linear).weight.backend;
+  for (const [path, m] of matched) {
+    let layer: LoraLinear;
+    if (m instanceof LoraLinear) layer = m;
+    else {
+      layer = new LoraLinear(m as T.Linear, path, opts.seed ?? 0);
+      model.setSubmodule(path, layer);
+    }
+    const { r, alpha, scaling } = resolveModuleParams(c, path);
+    const init = c.init_lora_weights;
+    const pissa = typeof init === "string" && init.startsWith("pissa");
+    const params = variant.create({ weight: layer.base_layer.weight, r, scaling, init: pissa ? "gaussian" : init, rng, backend });
+    const st: AdapterState = { name, variant, r, alpha, scaling, dropout: c.lora_dropout, params, initial: null, extra: {} };
+    layer.adapters.set(name, st);
+    if (pissa) pissaInit(layer, st, init as "pissa", opts.seed ?? 0);
+    layer.training = model.training;
+  }
+  known.set(name, c);
+  const activate = opts.activate ?? known.size === 1;
+  if (activate) setAdapter(model, name);
+  return { adapterName: name, targets: matched.map(([p]) => p) };
+}
+
+function requireAdapters(model: T.Module, names: string[]): void {
+  const known = adapterConfigs(model);
+  for (const n of names) if (!known.has(n)) throw new ArgumentError(`adapter "${n}" does not exist (adapters: ${[...known.keys()].join(", ") || "none"})`);
+}
+
+/** Makes `names` the active adapters (their outputs add up). */
+export function setAdapter(model: T.Module, names: string | string[]): void {
+  const list = typeof names === "string" ? [names] : names;
+  requireAdapters(model, list);
+  for (const [, l] of loraLayers(model)) l.active = list.filter((n) => l.adapters.has(n));
+}
+
+/** The active adapter names. */
+export const activeAdapters = (model: T.Module): string[] => [...new Set(loraLayers(model).flatMap(([, l]) => l.active))];
+
+async function withFlag<R>(model: T.Module, set: (l: LoraLinear, on: boolean) => void, fn: () => R | Promise<R>): Promise<R> {
+  const layers = loraLayers(model).map(([, l]) => l);
+  for (const l of layers) set(l, true);
+  try {
+    return await fn();
+  } finally {
+    for (const l of layers) set(l, false);
+  }
+}
+
+/** Runs `fn` with every adapter off (merged ones are unmerged first), like peft's disable_adapter(). */
+export function disableAdapters<R>(model: T.Module, fn: () => R | Promise<R>): Promise<R> {
+  for (const [, l] of loraLayers(model)) l.unmerge();
+  return withFlag(model, (l, on) => (l.disabled = on), fn);
+}
+
+/**
+ * Runs `fn` on the frozen pre-trained model: each adapter at its initial state (PiSSA: W_res + s·B0·A0
+ * = W; zero-initialised adapters add nothing). This is BA-LoRA's teacher, without a second model.
+ */
+export function withInitialAdapters<R>(model: T.Module, fn: () => R | Promise<R>): Promise<R> {
+  if (loraLayers(model).some(([, l]) => l.merged.length)) throw new ArgumentError("withInitialAdapters: unmerge the adapters first");
+  return withFlag(model, (l, on) => (l.useInitial = on), fn);
+}
+
+/** Removes an adapter everywhere and frees its tensors; layers left without adapters become plain Linears. */
+export function deleteAdapter(model: T.Module, name: string): void {
+  requireAdapters(model, [name]);
+  for (const [path, l] of loraLayers(model)) {
+    l.deleteAdapter(name);
+    if (l.adapters.size === 0) model.setSubmodule(path, l.base_layer);
+  }
+  adapterConfigs(model).delete(name);
+}
+
+/** Merges the active adapters into the base weights (forward then skips them). */
+export function mergeAdapters(model: T.Module, names?: string[]): void {
+  if (names) requireAdapters(model, names);
+  for (const [, l] of loraLayers(model)) l.merge(names ? names.filter((n) => l.adapters.has(n)) : l.active);
+}
+
+export function unmergeAdapters(model: T.Module): void {
+  for (const [, l] of loraLayers(model)) l.unmerge();
+}
+
+/** Merges the active adapters and replaces every LoraLinear by its (merged) base Linear. */
+export function mergeAndUnload(model: T.Module): void {
+  for (const [path, l] of loraLayers(model)) {
+    l.merge(l.active);
+    l.merged = [];
+    for (const name of [...l.adapters.keys()]) l.deleteAdapter(name);
+    model.setSubmodule(path, l.base_layer);
+  }
+  adapterConfigs(model).clear();
+}
+
+export interface ParameterReport {
+  trainable: number;
+  total: number;
+  /** peft's print_trainable_parameters line. */
+  line: string;
+}
+
+/** Trainable vs all parameters, formatted like peft's `print_trainable_parameters`. */
+export function trainableReport(model: T.Module): ParameterReport {
+  let trainable = 0;
+  let total = 0;
+  for (const [, t] of model.namedParameters()) {
+    total += t.size;
+    if (t.requiresGrad) trainable += t.size;
+  }
+  const fmt = (n: number) => n.toLocaleString("en-US");
+  return { trainable, total, line: `trainable params: ${fmt(trainable)} || all params: ${fmt(total)} || trainable%: ${((100 * trainable) / Math.max(total, 1)).toFixed(4)}` };
+}

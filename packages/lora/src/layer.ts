@@ -1,0 +1,147 @@
+// LoraLinear wraps a frozen Linear (peft's `base_layer`) and holds any number of named adapters;
+// its forward adds the active, unmerged ones. Merge/unmerge rewrite the base weight in place.
+import * as T from "@balora/tensor";
+import type { AdapterState } from "./variant.js";
+
+/** In-memory parameter name, like peft: "lora_A.weight" of adapter "default" → "lora_A.default.weight". */
+export function memoryName(key: string, adapter: string): string {
+  const dot = key.indexOf(".");
+  return dot < 0 ? `${key}.${adapter}` : `${key.slice(0, dot)}.${adapter}${key.slice(dot)}`;
+}
+
+export class LoraLinear extends T.Module {
+  base_layer: T.Linear;
+  readonly adapters = new Map<string, AdapterState>();
+  /** Adapters added to the output, in order. */
+  active: string[] = [];
+  /** Adapters currently merged into base_layer.weight (LIFO for unmerge). */
+  merged: string[] = [];
+  /** When true, only the base layer runs. */
+  disabled = false;
+  /** When true, adapters run with their initial tensors (the frozen pre-trained view). */
+  useInitial = false;
+  private dropoutSeed: number;
+
+  constructor(
+    base: T.Linear,
+    /** The module path in the model ("model.layers.0.self_attn.q_proj"). */
+    readonly path: string,
+    seed = 0,
+  ) {
+    super();
+    this.base_layer = base;
+    this.dropoutSeed = (seed ^ hashPath(path)) & 0xffffff;
+  }
+
+  get inFeatures(): number {
+    return this.base_layer.inFeatures;
+  }
+  get outFeatures(): number {
+    return this.base_layer.outFeatures;
+  }
+
+  forward(x: T.Tensor): T.Tensor {
+    const y = this.base_layer.forward(x);
+    if (this.disabled) return y;
+    const running = this.active.filter((n) => !this.merged.includes(n));
+    if (running.length === 0) return y;
+    const lead = x.shape.slice(0, -1);
+    const x2 = T.reshape(x, [-1, this.inFeatures]);
+    let out = y;
+    for (const name of running) {
+      const st = this.adapters.get(name)!;
+      const params = this.useInitial ? st.initial : st.params;
+      if (!params) continue;
+      const drop = this.training && !this.useInitial && st.dropout > 0;
+      const xd = drop ? T.dropout(x2, st.dropout, this.nextSeed()) : x2;
+      let baseNoBias: T.Tensor | null = null;
+      const delta = st.variant.forward({
+        x: xd,
+        weight: this.base_layer.weight,
+        state: st,
+        params,
+        baseNoBias: () => (baseNoBias ??= T.matmul(xd, this.base_layer.weight, { transB: true })),
+      });
+      out = T.add(out, T.reshape(delta, [...lead, this.outFeatures]));
+    }
+    return out;
+  }
+
+  private nextSeed(): number {
+    this.dropoutSeed = (Math.imul(this.dropoutSeed, 1103515245) + 12345) & 0xffffff;
+    return this.dropoutSeed;
+  }
+
+  /** Adapter tensors appear under peft's in-memory names (`lora_A.default.weight`). */
+  override *namedParameters(prefix = "", seen = new Set<T.Tensor>()): Generator<[string, T.Tensor]> {
+    yield* super.namedParameters(prefix, seen);
+    for (const [name, st] of this.adapters) {
+      for (const [key, t] of Object.entries(st.params)) {
+        if (seen.has(t)) continue;
+        seen.add(t);
+        const n = memoryName(key, name);
+        yield [prefix ? `${prefix}.${n}` : n, t];
+      }
+    }
+  }
+
+  /** Replaces the base weight (PiSSA residual, merge), disposing the old one. */
+  setBaseWeight(w: T.Tensor): void {
+    const old = this.base_layer.weight;
+    this.base_layer.weight = T.keep(w);
+    w.name = old.name;
+    if (old !== w) old.dispose();
+  }
+
+  /** Merges adapters into the base weight (f32 math, one rounding for 16-bit bases). */
+  merge(names: string[] = this.active): void {
+    for (const name of names) {
+      if (this.merged.includes(name)) continue;
+      const st = this.adapters.get(name)!;
+      this.rewriteWeight((w) => st.variant.merge(w, st));
+      this.merged.push(name);
+    }
+  }
+
+  /** Unmerges everything merged, last first. Inexact for 16-bit bases (rounding). */
+  unmerge(): void {
+    while (this.merged.length) {
+      const st = this.adapters.get(this.merged.pop()!)!;
+      this.rewriteWeight((w) => st.variant.unmerge(w, st));
+    }
+  }
+
+  private rewriteWeight(f: (w32: T.Tensor) => T.Tensor): void {
+    const w = this.base_layer.weight;
+    const next = T.noGrad(() =>
+      T.tidy(() => {
+        const m = f(T.cast(w, "f32"));
+        return w.dtype === "f32" ? T.contiguous(m) : T.cast(m, w.dtype);
+      }),
+    );
+    next.requiresGrad = false;
+    this.setBaseWeight(next);
+  }
+
+  /** Removes an adapter and frees its tensors. */
+  deleteAdapter(name: string): void {
+    const st = this.adapters.get(name);
+    if (!st) return;
+    if (this.merged.includes(name)) this.unmerge();
+    for (const t of [...Object.values(st.params), ...Object.values(st.initial ?? {})]) t.dispose();
+    for (const v of Object.values(st.extra)) if (v instanceof T.Tensor) v.dispose();
+    this.adapters.delete(name);
+    this.active = this.active.filter((n) => n !== name);
+  }
+
+  override dispose(): void {
+    for (const name of [...this.adapters.keys()]) this.deleteAdapter(name);
+    this.base_layer.dispose();
+  }
+}
+
+function hashPath(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}

@@ -1,0 +1,252 @@
+// PEFT adapter directories: adapter_config.json (peft's field names, sorted, indent 2) and
+// adapter_model.safetensors (`base_model.model.<path>.lora_A.weight`, F32), written so Python peft
+// loads them, and read from peft's output; optional PiSSA → LoRA conversion on save.
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { openSafetensors, PyFloat, pythonJsonDump, type TensorToWrite, writeSafetensors } from "@balora/safetensors";
+import * as T from "@balora/tensor";
+import { ArgumentError, BaloraError } from "@balora/tensor";
+import { type LoraConfig, loraConfig, resolveModuleParams, variantOf } from "./config.js";
+import { adapterConfigs, deleteAdapter, injectAdapter, loraLayers, setAdapter } from "./inject.js";
+import type { LoraLinear } from "./layer.js";
+import { getVariant } from "./variant.js";
+import { LORA_A, LORA_B } from "./variants/lora.js";
+
+/** An adapter directory that cannot be loaded: missing files, keys or shapes that do not fit. */
+export class AdapterFormatError extends BaloraError {
+  override name = "AdapterFormatError";
+}
+
+const PREFIX = "base_model.model.";
+export const CONFIG_FILE = "adapter_config.json";
+export const WEIGHTS_FILE = "adapter_model.safetensors";
+
+export interface SaveAdapterOptions {
+  /** Which adapter (default "default"; it goes to `dir`, any other name to `dir/<name>`). */
+  adapterName?: string;
+  /**
+   * Save a PiSSA adapter as plain LoRA for the ORIGINAL base (A' = [A; A0], B' = [B, −B0], r and alpha
+   * doubled, ×√2 alpha with rsLoRA), like peft's path_initial_model_for_weight_conversion.
+   */
+  convertPissaToLora?: boolean;
+  baseModelNameOrPath?: string;
+}
+
+/** The modules that carry adapter `name`, with their per-module r and alpha. */
+function carriers(model: T.Module, name: string): { path: string; layer: LoraLinear; r: number; alpha: number }[] {
+  return loraLayers(model)
+    .filter(([, l]) => l.adapters.has(name))
+    .map(([path, layer]) => ({ path, layer, r: layer.adapters.get(name)!.r, alpha: layer.adapters.get(name)!.alpha }));
+}
+
+/**
+ * adapter_config.json for the adapter as it is injected: targets and patterns are written as exact
+ * module paths where needed, so any peft version resolves the same modules, ranks and alphas.
+ */
+function exportConfig(model: T.Module, name: string, c: LoraConfig, convert: boolean, base: string | null): Record<string, unknown> {
+  const mods = carriers(model, name);
+  const factor = convert ? 2 : 1;
+  const alphaFactor = convert ? (c.use_rslora ? Math.SQRT2 : 2) : 1;
+  // Patterns: one full-path key per module that deviates from r / alpha (no two keys can match one module).
+  const rank: Record<string, number> = {};
+  const alpha: Record<string, number> = {};
+  for (const m of mods) {
+    if (m.r !== c.r) rank[m.path] = m.r * factor;
+    if (m.alpha !== c.lora_alpha) alpha[m.path] = m.alpha * alphaFactor;
+  }
+  // Targets: the user's list or regex when it selects exactly these modules with peft's rules;
+  // otherwise the exact paths (which bypass layers_to_transform, and make exclude_modules unnecessary).
+  const paths = mods.map((m) => m.path).sort();
+  const simple = c.exclude_modules === null && (Array.isArray(c.target_modules) || (typeof c.target_modules === "string" && c.target_modules.toLowerCase() !== "all-linear"));
+  const targets = simple ? c.target_modules : paths;
+  return {
+    alpha_pattern: alpha,
+    base_model_name_or_path: base ?? c.base_model_name_or_path,
+    bias: "none",
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layers_pattern: simple ? c.layers_pattern : null,
+    layers_to_transform: simple ? c.layers_to_transform : null,
+    lora_alpha: convert && c.use_rslora ? new PyFloat(c.lora_alpha * alphaFactor) : c.lora_alpha * alphaFactor,
+    lora_dropout: new PyFloat(c.lora_dropout),
+    modules_to_save: null,
+    peft_type: "LORA",
+    r: c.r * factor,
+    rank_pattern: rank,
+    revision: null,
+    target_modules: Array.isArray(targets) ? [...targets].sort() : targets,
+    task_type: c.task_type,
+    use_dora: variantOf(c) === "dora",
+    use_rslora: c.use_rslora,
+    ...(variantOf(c) !== "lora" && variantOf(c) !== "dora" ? { balora_variant: variantOf(c) } : {}),
+  };
+}
+
+/** Writes adapter `name` in peft's format; files appear atomically (temp name, then rename). */
+export async function saveAdapter(model: T.Module, dir: string, opts: SaveAdapterOptions = {}): Promise<string> {
+  const name = opts.adapterName ?? "default";
+  const c = adapterConfigs(model).get(name);
+  if (!c) throw new ArgumentError(`saveAdapter: adapter "${name}" does not exist (adapters: ${[...adapterConfigs(model).keys()].join(", ") || "none"})`);
+  const convert = !!opts.convertPissaToLora;
+  if (convert && c.use_rslora && (Object.keys(c.rank_pattern).length || Object.keys(c.alpha_pattern).length))
+    throw new ArgumentError("saveAdapter: converting PiSSA to LoRA is not possible with use_rslora together with rank_pattern/alpha_pattern (as in peft)");
+  const out = name === "default" ? dir : join(dir, name);
+  const tensors = new Map<string, TensorToWrite>();
+  for (const { path, layer } of carriers(model, name)) {
+    const st = layer.adapters.get(name)!;
+    let params = st.params;
+    if (convert) {
+      if (!st.initial) throw new ArgumentError(`saveAdapter: adapter "${name}" at ${path} was not PiSSA-initialised; nothing to convert`);
+      const init = st.initial;
+      params = T.noGrad(() => ({
+        ...st.params,
+        [LORA_A]: T.concat([st.params[LORA_A], init[LORA_A]], 0),
+        [LORA_B]: T.concat([st.params[LORA_B], T.neg(init[LORA_B])], 1),
+      }));
+    }
+    for (const [key, t] of Object.entries(params)) {
+      const data = Float32Array.from(await t.data());
+      tensors.set(`${PREFIX}${path}.${key}`, { dtype: "F32", shape: t.shape, data });
+      if (convert && t !== st.params[key]) t.dispose();
+    }
+  }
+  await mkdir(out, { recursive: true });
+  await writeSafetensors(join(out, WEIGHTS_FILE), tensors, { metadata: { format: "pt" } });
+  const cfgText = pythonJsonDump(exportConfig(model, name, c, convert, opts.baseModelNameOrPath ?? null) as never, 0, { sortKeys: true });
+  const tmp = join(out, `.${CONFIG_FILE}.${process.pid}.tmp`);
+  await writeFile(tmp, cfgText);
+  await rename(tmp, join(out, CONFIG_FILE));
+  return out;
+}
+
+/** Reads an adapter_config.json into a LoraConfig (peft's fields; unknown ones ignored, like peft ≥ 0.13). */
+export async function readAdapterConfig(dir: string): Promise<LoraConfig> {
+  const file = join(dir, CONFIG_FILE);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(await readFile(file, "utf8"));
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
+    throw new AdapterFormatError(`${file}: ${missing ? "not found; an adapter directory needs adapter_config.json and adapter_model.safetensors" : `invalid JSON (${(e as Error).message})`}`);
+  }
+  if (raw.peft_type !== "LORA") throw new AdapterFormatError(`${file}: peft_type is ${JSON.stringify(raw.peft_type)}; only LoRA adapters ("LORA") are supported`);
+  const pick = (k: string, d: unknown) => (raw[k] === undefined ? d : raw[k]);
+  const variant = typeof raw.balora_variant === "string" ? raw.balora_variant : undefined;
+  const cfg: Partial<LoraConfig> & Record<string, unknown> = {
+    r: pick("r", 8) as number,
+    lora_alpha: pick("lora_alpha", 8) as number,
+    lora_dropout: pick("lora_dropout", 0) as number,
+    target_modules: pick("target_modules", null) as LoraConfig["target_modules"],
+    exclude_modules: pick("exclude_modules", null) as LoraConfig["exclude_modules"],
+    use_rslora: !!raw.use_rslora,
+    use_dora: !!raw.use_dora,
+    init_lora_weights: pick("init_lora_weights", true) as LoraConfig["init_lora_weights"],
+    rank_pattern: (pick("rank_pattern", {}) ?? {}) as Record<string, number>,
+    alpha_pattern: (pick("alpha_pattern", {}) ?? {}) as Record<string, number>,
+    layers_to_transform: pick("layers_to_transform", null) as LoraConfig["layers_to_transform"],
+    layers_pattern: pick("layers_pattern", null) as LoraConfig["layers_pattern"],
+    bias: pick("bias", "none") as "none",
+    fan_in_fan_out: pick("fan_in_fan_out", false) as false,
+    modules_to_save: pick("modules_to_save", null) as null,
+    task_type: pick("task_type", null) as string | null,
+    base_model_name_or_path: pick("base_model_name_or_path", null) as string | null,
+    lora_bias: !!raw.lora_bias,
+    ...(variant ? { variant } : {}),
+  };
+  try {
+    return loraConfig(cfg);
+  } catch (e) {
+    throw new AdapterFormatError(`${file}: ${(e as Error).message}`);
+  }
+}
+
+export interface LoadAdapterOptions {
+  adapterName?: string;
+  /** Make the loaded tensors trainable (default false). */
+  trainable?: boolean;
+  /** Activate it (default true). */
+  activate?: boolean;
+}
+
+/**
+ * Loads a peft adapter directory into `model`: injects the layers its config targets, then checks the
+ * tensors (every expected key present, none unexpected, shapes fitting the base) and copies them in.
+ */
+export async function loadAdapter(model: T.Module, dir: string, opts: LoadAdapterOptions = {}): Promise<void> {
+  const name = opts.adapterName ?? "default";
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new Error();
+  } catch {
+    throw new AdapterFormatError(`${dir}: not an adapter directory`);
+  }
+  const config = await readAdapterConfig(dir);
+  const weights = join(dir, WEIGHTS_FILE);
+  try {
+    await stat(weights);
+  } catch {
+    let legacy = false;
+    try {
+      legacy = (await stat(join(dir, "adapter_model.bin"))).isFile();
+    } catch {}
+    throw new AdapterFormatError(
+      legacy ? `${dir}: adapter_model.bin (pickle) is not supported; convert it to adapter_model.safetensors with peft` : `${weights}: not found`,
+    );
+  }
+  let injected: string[];
+  try {
+    // peft re-runs PiSSA when a config still says so (it mutates the base): do the same.
+    injected = injectAdapter(model, config, { adapterName: name, activate: false }).targets;
+  } catch (e) {
+    throw new AdapterFormatError(`${join(dir, CONFIG_FILE)}: ${(e as Error).message}`);
+  }
+  const file = await openSafetensors(weights);
+  try {
+    const variant = getVariant(variantOf(config));
+    const expected = new Map<string, { layer: LoraLinear; key: string; shape: number[] }>();
+    for (const path of injected) {
+      const layer = model.getSubmodule(path) as LoraLinear;
+      const { r } = resolveModuleParams(config, path);
+      for (const [key, shape] of Object.entries(variant.shapes(layer.outFeatures, layer.inFeatures, r))) expected.set(`${PREFIX}${path}.${key}`, { layer, key, shape });
+    }
+    // peft writes the DoRA magnitude without ".weight" but accepts it with one.
+    const fileKey = (k: string) => (k.endsWith(".lora_magnitude_vector.weight") ? k.slice(0, -".weight".length) : k);
+    const present = new Set(file.names.map(fileKey));
+    const missing = [...expected.keys()].filter((k) => !present.has(k));
+    const unexpected = file.names.filter((k) => !expected.has(fileKey(k)));
+    const problems: string[] = [];
+    const list = (xs: string[]) => (xs.length > 6 ? `${xs.slice(0, 6).join(", ")} and ${xs.length - 6} more` : xs.join(", "));
+    if (missing.length) problems.push(`missing ${list(missing)}`);
+    if (unexpected.length) problems.push(`unexpected ${list(unexpected)} (targets in ${CONFIG_FILE} do not cover them)`);
+    for (const k of file.names) {
+      const e = expected.get(fileKey(k));
+      const info = file.info(k);
+      if (e && (info.shape.length !== e.shape.length || info.shape.some((d, i) => d !== e.shape[i])))
+        problems.push(`${k} has shape [${info.shape.join(",")}], the base model needs [${e.shape.join(",")}]`);
+      if (e && !["F32", "BF16", "F16"].includes(info.dtype)) problems.push(`${k} has dtype ${info.dtype} (supported: F32, BF16, F16)`);
+    }
+    if (problems.length) throw new AdapterFormatError(`${dir}: the adapter does not fit the model: ${problems.join("; ")}`);
+    for (const k of file.names) {
+      const e = expected.get(fileKey(k))!;
+      const t = await file.readTensor(k);
+      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      const dtype = t.dtype === "F32" ? "f32" : t.dtype === "BF16" ? "bf16" : "f16";
+      const raw = T.tensorFromBytes(bytes, dtype, t.shape, { backend: e.layer.base_layer.weight.backend });
+      const v = dtype === "f32" ? raw : T.cast(raw, "f32");
+      const st = e.layer.adapters.get(name)!;
+      T.copyInto(st.params[e.key], v);
+      if (v !== raw) v.dispose();
+      raw.dispose();
+    }
+  } catch (e) {
+    deleteAdapter(model, name); // leave the model as it was
+    throw e;
+  } finally {
+    await file.close();
+  }
+  for (const [, l] of loraLayers(model)) {
+    const st = l.adapters.get(name);
+    if (st) for (const t of Object.values(st.params)) t.requiresGrad = !!opts.trainable;
+  }
+  if (opts.activate ?? true) setAdapter(model, name);
+}
