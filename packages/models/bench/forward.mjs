@@ -28,7 +28,7 @@ const params = { total: 0 };
 const rng = new T.Rng(0);
 const model = buildModel(
   cfg,
-  (name, shape) => {
+  (_name, shape) => {
     const n = shape.reduce((a, b) => a * b, 1);
     params.total += n;
     const v = new Float32Array(n);
