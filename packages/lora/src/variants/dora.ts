@@ -1,7 +1,7 @@
 // DoRA as peft implements it: magnitude m [out] initialised to ‖W + s·B·A‖ per output row; forward
 // adds (m/n − 1)·(x·Wᵀ) + (m/n)·s·B(A(x)) with n = ‖W + s·B·A‖ detached; merge W' = (m/n)·(W + ΔW).
 import * as T from "@balora/tensor";
-import type { AdapterState, AdapterVariant } from "../variant.js";
+import type { AdapterVariant } from "../variant.js";
 import { deltaWeight, initLoraAB, LORA_A, LORA_B, loraPath } from "./lora.js";
 
 const M = "lora_magnitude_vector";
