@@ -27,6 +27,7 @@ export {
   type ParameterReport,
   setAdapter,
   trainableReport,
+  unloadAdapters,
   unmergeAdapters,
   withInitialAdapters,
 } from "./inject.js";

@@ -170,6 +170,16 @@ export function mergeAndUnload(model: T.Module): void {
   adapterConfigs(model).clear();
 }
 
+/** Removes every adapter without merging: each LoraLinear becomes its base Linear again (PiSSA: the residual). */
+export function unloadAdapters(model: T.Module): void {
+  for (const [path, l] of loraLayers(model)) {
+    l.unmerge();
+    for (const name of [...l.adapters.keys()]) l.deleteAdapter(name);
+    model.setSubmodule(path, l.base_layer);
+  }
+  adapterConfigs(model).clear();
+}
+
 export interface ParameterReport {
   trainable: number;
   total: number;

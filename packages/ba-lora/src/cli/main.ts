@@ -5,6 +5,8 @@ import { BaloraError, releaseWebGPU } from "@balora/tensor";
 import { UsageError } from "./args.js";
 import { forwardCommand } from "./forward.js";
 import { generateCommand } from "./generate.js";
+import { initCommand } from "./init.js";
+import { mergeCommand } from "./merge.js";
 
 export interface Command {
   summary: string;
@@ -15,6 +17,8 @@ export interface Command {
 const COMMANDS: Record<string, Command> = {
   forward: forwardCommand,
   generate: generateCommand,
+  init: initCommand,
+  merge: mergeCommand,
 };
 
 function help(): string {
@@ -44,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error;
     if (e instanceof UsageError) console.error(`balora ${name}: ${err.message}\nusage: ${cmd.usage}`);
-    else if (e instanceof BaloraError || e instanceof SafetensorsFormatError || (e as NodeJS.ErrnoException).code === "ENOENT")
+    else if (e instanceof BaloraError || e instanceof SafetensorsFormatError || ["ENOENT", "EACCES", "ENOTDIR", "EEXIST"].includes((e as NodeJS.ErrnoException).code ?? ""))
       console.error(`balora ${name}: ${err.message}`);
     else {
       console.error(`balora ${name}: internal error: ${err.message}`);
