@@ -27,7 +27,7 @@ class One extends T.Module {
   }
 }
 
-const py = ["/usr/bin/python3", "python3"].find((p) => spawnSync(p, ["-c", "import torch"], { stdio: "ignore" }).status === 0);
+const py = [process.env.BALORA_BENCH_PYTHON, "/usr/bin/python3", "python3"].filter(Boolean).find((p) => spawnSync(p, ["-c", "import torch"], { stdio: "ignore" }).status === 0);
 const script = fileURLToPath(new URL("../../../scripts/bench/torch_pissa.py", import.meta.url));
 for (const { n, r, init } of cases) {
   const m = new One(n);

@@ -59,7 +59,7 @@ const s = times.sort((a, b) => a - b)[1];
 out({ bench: "forward", model: "llama-110M", params: params.total, seq: SEQ, impl: "balora", tokensPerSec: SEQ / s, gflops: flops / s / 1e9, seconds: s, adapter: backend.description });
 
 const script = fileURLToPath(new URL("../../../scripts/bench/torch_forward.py", import.meta.url));
-const py = ["/usr/bin/python3", "python3"].find((p) => spawnSync(p, ["-c", "import torch"], { stdio: "ignore" }).status === 0);
+const py = [process.env.BALORA_BENCH_PYTHON, "/usr/bin/python3", "python3"].filter(Boolean).find((p) => spawnSync(p, ["-c", "import torch"], { stdio: "ignore" }).status === 0);
 if (!py) out({ bench: "forward", model: "llama-110M", impl: "pytorch-cpu", skipped: "python3 with torch not found (apt-get install python3-torch)" });
 else {
   const r = spawnSync(py, [script, JSON.stringify(raw), String(SEQ)], { encoding: "utf8" });
