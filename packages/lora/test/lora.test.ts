@@ -67,7 +67,7 @@ describe("injection and forward", () => {
     const grads: Float32Array[][] = [];
     for (const backend of [cpu, gpu]) {
       const net = new TinyNet(backend);
-      L.injectAdapter(net, { target_modules: ["q_proj", "down_proj"], r: 3, lora_alpha: 6, init_lora_weights: false, seed: 4 });
+      L.injectAdapter(net, { target_modules: ["q_proj", "down_proj"], r: 3, lora_alpha: 6, init_lora_weights: false }, { seed: 4 });
       const loss = T.tidy(() => {
         const l = T.sum(T.square(net.forward(x(backend))));
         T.backward(l);
@@ -160,8 +160,8 @@ describe("adapter directories", () => {
     const dir = await mkdtemp(join(tmpdir(), "balora-lora-"));
     try {
       const net = new TinyNet(gpu);
-      L.injectAdapter(net, { target_modules: ["q_proj", "down_proj"], r: 2, init_lora_weights: false, use_dora: true, seed: 1 });
-      L.injectAdapter(net, { target_modules: ["v_proj"], r: 3, init_lora_weights: false, seed: 2 }, { adapterName: "second" });
+      L.injectAdapter(net, { target_modules: ["q_proj", "down_proj"], r: 2, init_lora_weights: false, use_dora: true }, { seed: 1 });
+      L.injectAdapter(net, { target_modules: ["v_proj"], r: 3, init_lora_weights: false }, { adapterName: "second", seed: 2 });
       L.setAdapter(net, ["default", "second"]);
       const want = await T.noGrad(() => net.forward(x(gpu))).data();
       await L.saveAdapter(net, dir);

@@ -40,7 +40,22 @@ export interface Dispatch {
 }
 
 const UNIFORM_BLOCK = 256;
-const ARENA_BYTES = 64 * 1024;
+const CHUNK_BYTES = 64 * 1024;
+const SLOTS_PER_CHUNK = CHUNK_BYTES / UNIFORM_BLOCK;
+/** Above this many distinct parameter blocks the slot table is rebuilt (at the next flush). */
+const MAX_SLOTS = 64 * 1024;
+
+/**
+ * A parameter block stored once in a uniform buffer at a fixed offset. Dispatches with identical
+ * params share it, so bind groups stay cacheable without dynamic offsets (which cost ~25 µs per
+ * dispatch on lavapipe).
+ */
+interface ParamSlot {
+  id: number;
+  buffer: GPUBuffer;
+  offset: number;
+  words: Uint32Array;
+}
 const MAX_WG = 65535;
 
 /** The WGSL struct for a dispatch's params, declared as `p` at binding 0. */
@@ -93,15 +108,16 @@ export class WebGPUBackend implements Backend {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private passPipeline: GPUComputePipeline | null = null;
-  private readonly offsetScratch = new Uint32Array(1);
+
   private dispatchesInBatch = 0;
-  private readonly arena = new ArrayBuffer(ARENA_BYTES);
-  private readonly arenaU32 = new Uint32Array(this.arena);
-  private readonly arenaI32 = new Int32Array(this.arena);
-  private readonly arenaF32 = new Float32Array(this.arena);
-  private arenaUsed = 0;
-  private readonly arenaBuffer: GPUBuffer;
-  private readonly uniformAlign: number;
+  private readonly scratch = new ArrayBuffer(UNIFORM_BLOCK);
+  private readonly scratchU32 = new Uint32Array(this.scratch);
+  private readonly scratchI32 = new Int32Array(this.scratch);
+  private readonly scratchF32 = new Float32Array(this.scratch);
+  private readonly paramChunks: GPUBuffer[] = [];
+  private slots = new Map<number, ParamSlot[]>();
+  private slotCount = 0;
+  private nextSlotId = 1;
 
   private readonly pipelines = new Map<string, PipelineEntry>();
   private readonly layouts = new Map<string, LayoutEntry>();
@@ -131,8 +147,6 @@ export class WebGPUBackend implements Backend {
     readonly traits: { software: boolean; subgroupSize: number | null } = { software: false, subgroupSize: null },
   ) {
     this.limits = device.limits;
-    this.uniformAlign = Math.max(16, device.limits.minUniformBufferOffsetAlignment);
-    this.arenaBuffer = device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
@@ -277,7 +291,7 @@ export class WebGPUBackend implements Backend {
     let layout = this.layouts.get(layoutKey);
     if (!layout) {
       const entries: GPUBindGroupLayoutEntry[] = [
-        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: 0 } },
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
       ];
       for (let i = 0; i < d.inputs.length + d.outputs.length; i++)
         entries.push({ binding: i + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: i < d.inputs.length ? "read-only-storage" : "storage" } });
@@ -295,13 +309,13 @@ export class WebGPUBackend implements Backend {
     return entry;
   }
 
-  private bindGroupFor(layout: LayoutEntry, d: Dispatch): GPUBindGroup {
-    let key = layout.key;
+  private bindGroupFor(layout: LayoutEntry, d: Dispatch, slot: ParamSlot): GPUBindGroup {
+    let key = `${layout.key}:${slot.id}`;
     for (const s of d.inputs) key += `,${s.id}`;
     for (const s of d.outputs) key += `,${s.id}`;
     let bg = this.bindGroups.get(key);
     if (!bg) {
-      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arenaBuffer, offset: 0, size: UNIFORM_BLOCK } }];
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: UNIFORM_BLOCK } }];
       [...d.inputs, ...d.outputs].forEach((s, i) => entries.push({ binding: i + 1, resource: { buffer: s.buffer } }));
       bg = this.device.createBindGroup({ layout: layout.bgl, entries });
       this.counters.bindGroupsCreated++;
@@ -311,16 +325,40 @@ export class WebGPUBackend implements Backend {
     return bg;
   }
 
-  private writeParams(params: Params | undefined): number {
-    if (this.arenaUsed + UNIFORM_BLOCK > ARENA_BYTES) this.flush();
-    const offset = this.arenaUsed;
-    let w = offset / 4;
-    for (const v of Object.values(params?.u ?? {})) this.arenaU32[w++] = v;
-    for (const v of Object.values(params?.i ?? {})) this.arenaI32[w++] = v;
-    for (const v of Object.values(params?.f ?? {})) this.arenaF32[w++] = v;
-    if (w * 4 - offset > UNIFORM_BLOCK) throw new Error(`internal: too many params (${w - offset / 4})`);
-    this.arenaUsed = offset + Math.max(this.uniformAlign, Math.ceil((w * 4 - offset) / this.uniformAlign) * this.uniformAlign);
-    return offset;
+  /** The slot holding these params (packed u32 | i32 | f32 words), created and written on first use. */
+  private paramSlot(params: Params | undefined): ParamSlot {
+    let w = 0;
+    for (const k in params?.u) this.scratchU32[w++] = params.u[k];
+    for (const k in params?.i) this.scratchI32[w++] = params.i[k];
+    for (const k in params?.f) this.scratchF32[w++] = params.f[k];
+    if (w * 4 > UNIFORM_BLOCK) throw new Error(`internal: too many params (${w})`);
+    let h = 0x811c9dc5 ^ w;
+    for (let k = 0; k < w; k++) h = Math.imul(h ^ this.scratchU32[k], 0x01000193);
+    const list = this.slots.get(h);
+    if (list) {
+      outer: for (const slot of list) {
+        if (slot.words.length !== w) continue;
+        for (let k = 0; k < w; k++) if (slot.words[k] !== this.scratchU32[k]) continue outer;
+        return slot;
+      }
+    }
+    const chunk = Math.floor(this.slotCount / SLOTS_PER_CHUNK);
+    if (chunk === this.paramChunks.length) this.paramChunks.push(this.device.createBuffer({ size: CHUNK_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
+    const slot: ParamSlot = { id: this.nextSlotId++, buffer: this.paramChunks[chunk], offset: (this.slotCount % SLOTS_PER_CHUNK) * UNIFORM_BLOCK, words: this.scratchU32.slice(0, w) };
+    this.slotCount++;
+    // A new slot is written once and never changes, so queue order cannot hurt earlier commands.
+    if (w > 0) this.device.queue.writeBuffer(slot.buffer, slot.offset, this.scratch, 0, w * 4);
+    if (list) list.push(slot);
+    else this.slots.set(h, [slot]);
+    return slot;
+  }
+
+  /** Drops the slot table when it grew too large; only safe with nothing left unsubmitted. */
+  private maybeResetSlots(): void {
+    if (this.slotCount < MAX_SLOTS) return;
+    this.slots = new Map();
+    this.slotCount = 0;
+    this.bindGroups = new Map();
   }
 
   dispatch(d: Dispatch): void {
@@ -328,10 +366,9 @@ export class WebGPUBackend implements Backend {
     const grid = typeof d.grid === "number" ? grid1d(d.grid) : d.grid;
     if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) return;
     const entry = this.pipelineFor(d);
-    const offset = this.writeParams(d.params);
-    const bg = this.bindGroupFor(entry.layout, d);
+    const bg = this.bindGroupFor(entry.layout, d, this.paramSlot(d.params));
     if (debug) {
-      this.debugDispatch(d, entry, bg, offset, grid);
+      this.debugDispatch(d, entry, bg, grid);
       return;
     }
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
@@ -343,8 +380,7 @@ export class WebGPUBackend implements Backend {
       this.pass.setPipeline(entry.pipeline);
       this.passPipeline = entry.pipeline;
     }
-    this.offsetScratch[0] = offset;
-    this.pass.setBindGroup(0, bg, this.offsetScratch, 0, 1);
+    this.pass.setBindGroup(0, bg);
     this.pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     this.counters.dispatches++;
     if (++this.dispatchesInBatch >= this.submitEvery) this.flush();
@@ -369,10 +405,6 @@ export class WebGPUBackend implements Backend {
   /** Submits everything encoded so far. Buffers released meanwhile become reusable. */
   flush(): void {
     this.endPass();
-    if (this.arenaUsed > 0) {
-      this.device.queue.writeBuffer(this.arenaBuffer, 0, this.arena, 0, this.arenaUsed);
-      this.arenaUsed = 0;
-    }
     if (this.encoder) {
       this.device.queue.submit([this.encoder.finish()]);
       this.counters.submits++;
@@ -381,6 +413,7 @@ export class WebGPUBackend implements Backend {
     this.dispatchesInBatch = 0;
     for (const b of this.pendingRelease) this.toPool(b);
     this.pendingRelease = [];
+    this.maybeResetSlots();
   }
 
   async read(storage: Storage, offset: number, numel: number): Promise<Float32Array | Int32Array> {
@@ -459,14 +492,14 @@ export class WebGPUBackend implements Backend {
 
   // ---- BALORA_DEBUG: one pass per dispatch with timestamps -------------------------------------
 
-  private debugDispatch(d: Dispatch, entry: PipelineEntry, bg: GPUBindGroup, offset: number, grid: [number, number, number]): void {
+  private debugDispatch(d: Dispatch, entry: PipelineEntry, bg: GPUBindGroup, grid: [number, number, number]): void {
     this.flush();
     const hasTs = this.device.features.has("timestamp-query");
     const enc = this.device.createCommandEncoder();
     const qs = hasTs ? this.device.createQuerySet({ type: "timestamp", count: 2 }) : null;
     const pass = enc.beginComputePass(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
     pass.setPipeline(entry.pipeline);
-    pass.setBindGroup(0, bg, [offset]);
+    pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     pass.end();
     let resolve: GPUBuffer | null = null;
@@ -477,8 +510,6 @@ export class WebGPUBackend implements Backend {
       enc.resolveQuerySet(qs, 0, 2, resolve, 0);
       enc.copyBufferToBuffer(resolve, 0, read, 0, 16);
     }
-    this.device.queue.writeBuffer(this.arenaBuffer, 0, this.arena, 0, this.arenaUsed);
-    this.arenaUsed = 0;
     this.device.queue.submit([enc.finish()]);
     this.counters.dispatches++;
     this.counters.submits++;

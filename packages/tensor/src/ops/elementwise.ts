@@ -27,7 +27,7 @@ import { copyToContiguous } from "./movement.js";
 import { sumTo } from "./reduce.js";
 
 type Arg = Tensor | number;
-const WG = 256;
+const WG = 64;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_C = 0.044715;
