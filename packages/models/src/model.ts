@@ -229,10 +229,9 @@ function makeHead(cfg: ModelConfig, src: WeightSource, model: DecoderModel): T.L
   return linear(src, "lm_head", cfg.vocabSize, cfg.hiddenSize, false);
 }
 
-/** `*ForCausalLM`: next-token logits [B, T, V]; Gemma 2's final soft-capping applied. */
-export class CausalLM extends T.Module {
+/** The decoder stack under HF's `model.` prefix; subclasses add their head. */
+abstract class WithDecoder extends T.Module {
   model: DecoderModel;
-  lm_head: LinearLike;
   constructor(
     readonly config: ModelConfig,
     src: WeightSource,
@@ -240,6 +239,14 @@ export class CausalLM extends T.Module {
   ) {
     super();
     this.model = new DecoderModel(config, src, backend);
+  }
+}
+
+/** `*ForCausalLM`: next-token logits [B, T, V]; Gemma 2's final soft-capping applied. */
+export class CausalLM extends WithDecoder {
+  lm_head: LinearLike;
+  constructor(config: ModelConfig, src: WeightSource, backend: T.Backend) {
+    super(config, src, backend);
     this.lm_head = makeHead(config, src, this.model);
   }
 
@@ -262,16 +269,10 @@ export class CausalLM extends T.Module {
 }
 
 /** `*ForSequenceClassification`: logits [B, C] of the last non-padding token (HF pooling). */
-export class SequenceClassifier extends T.Module {
-  model: DecoderModel;
+export class SequenceClassifier extends WithDecoder {
   score: LinearLike;
-  constructor(
-    readonly config: ModelConfig,
-    src: WeightSource,
-    backend: T.Backend,
-  ) {
-    super();
-    this.model = new DecoderModel(config, src, backend);
+  constructor(config: ModelConfig, src: WeightSource, backend: T.Backend) {
+    super(config, src, backend);
     this.score = makeHead(config, src, this.model);
   }
 
