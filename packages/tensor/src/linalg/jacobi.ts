@@ -183,7 +183,7 @@ function rotateRound(x: Tensor, v: Tensor, state: Tensor, K: number, r: number, 
       grid: K / 2,
       flops: (K / 2) * (12 * L + 6 * k),
       wgsl: () => `${paramsDecl(params)}${outputDecl(1, "x")}${outputDecl(2, "v")}@group(0) @binding(3) var<storage, read_write> st: array<atomic<u32>>;
-var<workgroup> red: array<vec3<f32>, ${wg}>;
+${wgReduceLib(wg, "vec3<f32>")}
 var<workgroup> done: u32;
 ${MAIN(wg)} {
   if (lid.x == 0u) { done = atomicLoad(&st[0]); }
@@ -198,13 +198,7 @@ ${MAIN(wg)} {
   let rb = bb * p.L;
   var acc = vec3<f32>(0.0);
   ${load}
-  red[lid.x] = acc;
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { red[lid.x] += red[lid.x + s]; }
-    workgroupBarrier();
-  }
-  let d = red[0];
+  let d = wg_sum(acc, lid.x);
   let zero2 = p.zeroRel2 * bitcast<f32>(atomicLoad(&st[3]));
   if (d.x <= zero2 || d.y <= zero2) { return; }
   let off = abs(d.z) / (sqrt(d.x) * sqrt(d.y));

@@ -2,7 +2,7 @@
 // on Aᵀ row-major so every reflected column is contiguous: one GPU dispatch per reflection.
 import { noGrad } from "../autograd.js";
 import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
-import { cpuData, emptyTensor, gpuOf, groups, isGpu, MAIN, outputDecl, rowWorkgroup, type Tensor } from "../ops/kernel.js";
+import { cpuData, emptyTensor, gpuOf, groups, isGpu, MAIN, outputDecl, rowWorkgroup, type Tensor, wgReduceLib } from "../ops/kernel.js";
 import { eyeMatrix, matrixDims, workingCopy } from "./common.js";
 
 /**
@@ -53,7 +53,7 @@ function reflectStep(cols: Tensor, reflectors: Tensor, scalars: Tensor, j: numbe
       grid: n - j,
       flops: (n - j) * (m - j) * 6,
       wgsl: () => `${paramsDecl(params)}${outputDecl(1, "g")}${outputDecl(2, "hv")}${outputDecl(3, "sc")}
-var<workgroup> red: array<vec2<f32>, ${wg}>;
+${wgReduceLib(wg, "vec2<f32>")}
 ${MAIN(wg)} {
   let c = p.j + ${LINEAR_WG};
   if (c >= p.n) { return; }
@@ -64,13 +64,7 @@ ${MAIN(wg)} {
   let yj = g[yb + p.j];
   var acc = vec2<f32>(0.0);
   for (var i = p.j + lid.x; i < p.m; i += ${wg}u) { let x = g[xb + i]; acc += vec2<f32>(x * x, x * g[yb + i]); }
-  red[lid.x] = acc;
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { red[lid.x] += red[lid.x + s]; }
-    workgroupBarrier();
-  }
-  let d = red[0];
+  let d = wg_sum(acc, lid.x);
   let sigma = sqrt(d.x);
   let alpha = select(-sigma, sigma, x0 < 0.0);
   let v0 = x0 - alpha;
@@ -125,7 +119,7 @@ function applyReflector(qRows: Tensor, reflectors: Tensor, scalars: Tensor, j: n
       wgsl: () => `${paramsDecl(params)}@group(0) @binding(1) var<storage, read> hv: array<f32>;
 @group(0) @binding(2) var<storage, read> sc: array<f32>;
 ${outputDecl(3, "q")}
-var<workgroup> red: array<f32, ${wg}>;
+${wgReduceLib(wg, "f32")}
 ${MAIN(wg)} {
   let c = p.j + ${LINEAR_WG};
   if (c >= p.k) { return; }
@@ -133,15 +127,10 @@ ${MAIN(wg)} {
   let qb = c * p.m;
   var acc = 0.0;
   for (var i = p.j + lid.x; i < p.m; i += ${wg}u) { acc += hv[vb + i] * q[qb + i]; }
-  red[lid.x] = acc;
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { red[lid.x] += red[lid.x + s]; }
-    workgroupBarrier();
-  }
+  let total = wg_sum(acc, lid.x);
   let vn2 = sc[p.k + p.j];
   if (vn2 == 0.0) { return; }
-  let f = 2.0 * red[0] / vn2;
+  let f = 2.0 * total / vn2;
   for (var i = p.j + lid.x; i < p.m; i += ${wg}u) { q[qb + i] -= f * hv[vb + i]; }
 }`,
     });

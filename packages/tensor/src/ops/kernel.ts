@@ -114,10 +114,11 @@ export const MAIN = (wg: number | string) =>
 
 /**
  * WGSL workgroup reductions over `wg` invocations: `wg_sum(v, lid)` and `wg_max(v, lid)` return
- * the reduced value to every invocation. Call them in uniform control flow.
+ * the reduced value (f32, or a vector type such as vec2<f32>) to every invocation. Call them in
+ * uniform control flow.
  */
-export function wgReduceLib(wg: number): string {
-  const fn = (name: string, comb: string) => `fn ${name}(v: f32, l: u32) -> f32 {
+export function wgReduceLib(wg: number, type = "f32"): string {
+  const fn = (name: string, comb: string) => `fn ${name}(v: ${type}, l: u32) -> ${type} {
   red[l] = v;
   workgroupBarrier();
   for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
@@ -129,7 +130,7 @@ export function wgReduceLib(wg: number): string {
   return r;
 }
 `;
-  return `var<workgroup> red: array<f32, ${wg}>;\n${fn("wg_sum", "red[l] + red[l + s]")}${fn("wg_max", "max(red[l], red[l + s])")}`;
+  return `var<workgroup> red: array<${type}, ${wg}>;\n${fn("wg_sum", "red[l] + red[l + s]")}${fn("wg_max", "max(red[l], red[l + s])")}`;
 }
 
 /** Threads per workgroup for row kernels: enough lanes for long rows, few for short ones. */
