@@ -1,5 +1,3 @@
-import { defineConfig } from "vitest/config";
+import { packageTestConfig } from "../../vitest.shared.ts";
 
-export default defineConfig({
-  test: { include: ["test/**/*.test.ts"], testTimeout: 120_000, pool: "forks", maxWorkers: 2 },
-});
+export default packageTestConfig(null, new URL("./", import.meta.url));

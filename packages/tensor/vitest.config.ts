@@ -1,17 +1,3 @@
-import { fileURLToPath } from "node:url";
-import { defineConfig } from "vitest/config";
+import { packageTestConfig } from "../../vitest.shared.ts";
 
-export default defineConfig({
-  resolve: {
-    // Examples import the package by name; tests run them against the sources.
-    alias: { "@balora/tensor": fileURLToPath(new URL("./src/index.ts", import.meta.url)) },
-  },
-  test: {
-    include: ["test/**/*.test.ts"],
-    testTimeout: 120_000,
-    hookTimeout: 60_000,
-    // Dawn runs fine in forked workers; two cores, so two forks at most.
-    pool: "forks",
-    maxWorkers: 2,
-  },
-});
+export default packageTestConfig("@balora/tensor", new URL("./", import.meta.url));

@@ -1,9 +1,9 @@
 // PEFT adapter directories: adapter_config.json (peft's field names, sorted, indent 2) and
 // adapter_model.safetensors (`base_model.model.<path>.lora_A.weight`, F32), written so Python peft
 // loads them, and read from peft's output; optional PiSSA → LoRA conversion on save.
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { openSafetensors, PyFloat, pythonJsonDump, type TensorToWrite, writeSafetensors } from "@balora/safetensors";
+import { openSafetensors, PyFloat, pythonJsonDump, type TensorToWrite, writeSafetensors, writeTextAtomically } from "@balora/safetensors";
 import * as T from "@balora/tensor";
 import { ArgumentError, BaloraError } from "@balora/tensor";
 import { type LoraConfig, loraConfig, resolveModuleParams, variantOf } from "./config.js";
@@ -114,9 +114,7 @@ export async function saveAdapter(model: T.Module, dir: string, opts: SaveAdapte
   await mkdir(out, { recursive: true });
   await writeSafetensors(join(out, WEIGHTS_FILE), tensors, { metadata: { format: "pt" } });
   const cfgText = pythonJsonDump(exportConfig(model, name, c, convert, opts.baseModelNameOrPath ?? null) as never, 0, { sortKeys: true });
-  const tmp = join(out, `.${CONFIG_FILE}.${process.pid}.tmp`);
-  await writeFile(tmp, cfgText);
-  await rename(tmp, join(out, CONFIG_FILE));
+  await writeTextAtomically(join(out, CONFIG_FILE), cfgText);
   return out;
 }
 

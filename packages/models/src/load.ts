@@ -1,8 +1,8 @@
 // Loads a Hugging Face model directory (config.json + safetensors, single or sharded) into a model:
 // names and shapes are checked against the architecture before any upload; 16-bit weights stay 16-bit.
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Dtype, float32ToBf16, float32ToF16, openCheckpoint, saveCheckpoint, type TensorToWrite } from "@balora/safetensors";
+import { type Dtype, float32ToBf16, float32ToF16, openCheckpoint, saveCheckpoint, type TensorToWrite, writeTextAtomically } from "@balora/safetensors";
 import * as T from "@balora/tensor";
 import { type ModelConfig, parseConfig } from "./config.js";
 import { ModelConfigError, ModelWeightsError } from "./errors.js";
@@ -142,7 +142,5 @@ export async function saveModel(model: LanguageModel, dir: string, opts: { maxSh
   }
   await saveCheckpoint(dir, tensors, { maxShardSize: opts.maxShardSize });
   const config = { ...model.config.raw, ...opts.extraConfig };
-  const tmp = join(dir, `.config.json.${process.pid}.tmp`);
-  await writeFile(tmp, `${JSON.stringify(config, null, 2)}\n`);
-  await rename(tmp, join(dir, "config.json"));
+  await writeTextAtomically(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
 }

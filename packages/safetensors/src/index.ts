@@ -1,6 +1,7 @@
 // @balora/safetensors public API: stream tensors out of .safetensors files and HF checkpoint
 // directories, write them byte-identical to the reference writer, convert 16-bit floats.
 export { DTYPES, type Dtype, type DtypeArrays, type TensorArray, bytesPerElement } from "./dtypes.js";
+export { writeFileAtomically, writeTextAtomically, type WriteBytes } from "./atomic-file.js";
 export { SafetensorsFormatError } from "./errors.js";
 export { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from "./float16.js";
 export { MAX_HEADER_BYTES, type TensorInfo } from "./header.js";

@@ -96,13 +96,6 @@ export function cpuValues(t: Tensor): Float64Array {
   return out;
 }
 
-/** A new contiguous CPU tensor holding `values`. */
-export function cpuTensor(b: Backend, shape: readonly number[], values: Float64Array, dtype: DType = "f32"): Tensor {
-  const t = emptyTensor(b, shape, dtype);
-  cpuData(t).set(values);
-  return t;
-}
-
 export { contiguousStrides, emptyTensor, Tensor };
 
 /** Workgroups needed for `n` invocations at `wg` per group. */
