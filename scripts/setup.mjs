@@ -6,7 +6,9 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { pnpm, pnpmCommand, pnpmVersion, repoRoot } from "./lib/pnpm.mjs";
 
 const quiet = process.argv.includes("--quiet");
-const log = (msg) => { if (!quiet) console.error(`[setup] ${msg}`); };
+const log = (msg) => {
+  if (!quiet) console.error(`[setup] ${msg}`);
+};
 
 const major = Number(process.versions.node.split(".")[0]);
 if (major < 20) fail(`Node ${process.versions.node} is too old: balora needs Node >= 20 (https://nodejs.org).`);
@@ -30,7 +32,11 @@ pnpm(["exec", "turbo", "run", "build", "--output-logs=errors-only"], { stdio: ["
 function probe() {
   const r = spawnSync(process.execPath, ["scripts/lib/probe-adapter.mjs"], { cwd: repoRoot, encoding: "utf8", timeout: 120_000 });
   const line = (r.stdout ?? "").trim().split("\n").pop();
-  try { return JSON.parse(line).adapter; } catch { return null; }
+  try {
+    return JSON.parse(line).adapter;
+  } catch {
+    return null;
+  }
 }
 
 let adapter = probe();
@@ -38,22 +44,32 @@ if (!adapter) {
   const debian = existsSync("/etc/debian_version");
   const codename = debian ? (readFileSync("/etc/os-release", "utf8").match(/VERSION_CODENAME=(\w+)/)?.[1] ?? "") : "";
   const isRoot = process.getuid?.() === 0;
-  const howTo = codename === "bookworm"
-    ? "add the bookworm-backports suite to apt sources, then: apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1"
-    : debian
-      ? "apt-get install -y mesa-vulkan-drivers libvulkan1 (Mesa >= 24 is needed for Dawn)"
-      : "install a Vulkan driver: a GPU driver with Vulkan support, or Mesa >= 24 lavapipe (package mesa-vulkan-drivers / vulkan-swrast) plus the Vulkan loader (libvulkan1 / vulkan-loader)";
+  const howTo =
+    codename === "bookworm"
+      ? "add the bookworm-backports suite to apt sources, then: apt-get update && " +
+        "apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1"
+      : debian
+        ? "apt-get install -y mesa-vulkan-drivers libvulkan1 (Mesa >= 24 is needed for Dawn)"
+        : "install a Vulkan driver: a GPU driver with Vulkan support, or Mesa >= 24 lavapipe " +
+          "(package mesa-vulkan-drivers / vulkan-swrast) plus the Vulkan loader (libvulkan1 / vulkan-loader)";
   if (!(debian && isRoot)) fail(`no WebGPU adapter found. To fix, as root ${howTo}`);
   log("no WebGPU adapter: installing Mesa lavapipe (software Vulkan)");
   const apt = (args) => {
-    const r = spawnSync("apt-get", args, { stdio: quiet ? "ignore" : "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+    const r = spawnSync("apt-get", args, {
+      stdio: quiet ? "ignore" : "inherit",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
     if (r.status !== 0) fail(`'apt-get ${args.join(" ")}' failed. To fix, ${howTo}`);
   };
   const installArgs = ["install", "-y", "--no-install-recommends"];
   if (codename === "bookworm") {
     const src = "/etc/apt/sources.list.d/balora-bookworm-backports.sources";
     if (!existsSync(src)) {
-      writeFileSync(src, "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n");
+      writeFileSync(
+        src,
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\n" +
+          "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+      );
     }
     apt(["update"]);
     apt([...installArgs, "-t", "bookworm-backports", "mesa-vulkan-drivers", "libvulkan1"]);
@@ -62,6 +78,7 @@ if (!adapter) {
     apt([...installArgs, "mesa-vulkan-drivers", "libvulkan1"]);
   }
   adapter = probe();
-  if (!adapter) fail(`still no WebGPU adapter after installing Mesa. To fix, ${howTo}; then check with: node scripts/lib/probe-adapter.mjs`);
+  if (!adapter)
+    fail(`still no WebGPU adapter after installing Mesa. To fix, ${howTo}; then check with: node scripts/lib/probe-adapter.mjs`);
 }
 log(`WebGPU adapter: ${adapter}`);

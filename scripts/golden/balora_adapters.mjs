@@ -13,10 +13,30 @@ const fixtures = new URL("../../packages/models/test/fixtures/", import.meta.url
 const ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 const cases = [
   { name: "llama-lora", base: "llama-f32", config: { r: 4, lora_alpha: 8, target_modules: ["q_proj", "v_proj"] } },
-  { name: "mistral-rslora-patterns", base: "mistral-f32-sharded", config: { r: 4, lora_alpha: 16, use_rslora: true, target_modules: "all-linear", rank_pattern: { o_proj: 2, "layers.1.mlp.down_proj": 6 }, alpha_pattern: { k_proj: 3 } } },
-  { name: "gemma-layers-exclude", base: "gemma-f32", config: { r: 4, lora_alpha: 8, target_modules: ["q_proj", "k_proj", "up_proj"], layers_to_transform: [1], exclude_modules: ["k_proj"] } },
+  {
+    name: "mistral-rslora-patterns",
+    base: "mistral-f32-sharded",
+    config: {
+      r: 4,
+      lora_alpha: 16,
+      use_rslora: true,
+      target_modules: "all-linear",
+      rank_pattern: { o_proj: 2, "layers.1.mlp.down_proj": 6 },
+      alpha_pattern: { k_proj: 3 },
+    },
+  },
+  {
+    name: "gemma-layers-exclude",
+    base: "gemma-f32",
+    config: { r: 4, lora_alpha: 8, target_modules: ["q_proj", "k_proj", "up_proj"], layers_to_transform: [1], exclude_modules: ["k_proj"] },
+  },
   { name: "gemma2-dora", base: "gemma2-f32-sharded", config: { r: 4, lora_alpha: 4, use_dora: true, target_modules: ALL } },
-  { name: "llama-pissa-converted", base: "llama-f32", config: { r: 4, lora_alpha: 8, target_modules: ALL, init_lora_weights: "pissa" }, convert: true },
+  {
+    name: "llama-pissa-converted",
+    base: "llama-f32",
+    config: { r: 4, lora_alpha: 8, target_modules: ALL, init_lora_weights: "pissa" },
+    convert: true,
+  },
 ];
 const backend = await T.initWebGPU();
 for (const c of cases) {
@@ -39,7 +59,9 @@ for (const c of cases) {
   await L.saveAdapter(model, join(dir, "adapter"), { convertPissaToLora: !!c.convert, baseModelNameOrPath: c.base });
   // Logits the adapter must give on the ORIGINAL base (for the converted PiSSA: residual + trained = original + converted).
   const logits = await T.noGrad(() => model.forward(t(ids), { attentionMask: t(mask) })).data();
-  await writeSafetensors(join(dir, "logits.safetensors"), { logits: { dtype: "F32", shape: [...ids.shape, logits.length / (ids.shape[0] * ids.shape[1])], data: Float32Array.from(logits) } });
+  await writeSafetensors(join(dir, "logits.safetensors"), {
+    logits: { dtype: "F32", shape: [...ids.shape, logits.length / (ids.shape[0] * ids.shape[1])], data: Float32Array.from(logits) },
+  });
   await writeSafetensors(join(dir, "inputs.safetensors"), { input_ids: ids, attention_mask: mask });
   await writeFile(join(dir, "base.txt"), join(fixtures, c.base));
   model.dispose();

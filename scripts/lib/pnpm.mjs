@@ -9,7 +9,11 @@ const pinned = JSON.parse(readFileSync(new URL("../../package.json", import.meta
 export const pnpmVersion = pinned.replace(/^pnpm@/, "");
 
 function works(cmd, args) {
-  const r = spawnSync(cmd, [...args, "--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], env: { ...process.env, COREPACK_ENABLE_DOWNLOAD_PROMPT: "0" } });
+  const r = spawnSync(cmd, [...args, "--version"], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+    env: { ...process.env, COREPACK_ENABLE_DOWNLOAD_PROMPT: "0" },
+  });
   return r.status === 0 && r.stdout.trim() === pnpmVersion;
 }
 
@@ -17,9 +21,15 @@ let cached;
 /** Returns [command, ...prefixArgs] that runs the pinned pnpm. */
 export function pnpmCommand() {
   if (cached) return cached;
-  const candidates = [["pnpm", []], ["corepack", ["pnpm"]], ["npx", ["-y", `pnpm@${pnpmVersion}`]]];
+  const candidates = [
+    ["pnpm", []],
+    ["corepack", ["pnpm"]],
+    ["npx", ["-y", `pnpm@${pnpmVersion}`]],
+  ];
   for (const [cmd, args] of candidates) if (works(cmd, args)) return (cached = [cmd, ...args]);
-  throw new Error(`balora setup: could not run pnpm ${pnpmVersion} (tried pnpm, corepack, npx). Install it with: npm i -g pnpm@${pnpmVersion}`);
+  throw new Error(
+    `balora setup: could not run pnpm ${pnpmVersion} (tried pnpm, corepack, npx). Install it with: npm i -g pnpm@${pnpmVersion}`,
+  );
 }
 
 /** Runs the pinned pnpm with inherited stdio; exits the process on failure. */

@@ -34,7 +34,8 @@ async function forwardDiff(model: string, goldenDir: string, key: string, adapte
   const V = want.shape[2];
   const m = mask.data as BigInt64Array;
   let worst = 0;
-  for (let i = 0; i < got.length; i++) if (m[Math.floor(i / V)] === 1n) worst = Math.max(worst, Math.abs(got[i] - (want.data as Float32Array)[i]));
+  for (let i = 0; i < got.length; i++)
+    if (m[Math.floor(i / V)] === 1n) worst = Math.max(worst, Math.abs(got[i] - (want.data as Float32Array)[i]));
   return worst;
 }
 
@@ -48,7 +49,13 @@ describe("adapters on the command line", () => {
     const r = await run(["merge", "--model", modelFixture("llama-f32"), "--adapter", peft("llama-lora"), "--out", out]);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
-    expect((await readdir(out)).sort()).toEqual(["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+    expect((await readdir(out)).sort()).toEqual([
+      "config.json",
+      "generation_config.json",
+      "model.safetensors",
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
     expect(await forwardDiff(out, peft("llama-lora"), "logits_merged")).toBeLessThan(1e-4);
     const again = await run(["merge", "--model", modelFixture("llama-f32"), "--adapter", peft("llama-lora"), "--out", out]);
     expect(again.err).toMatch(/--out .*merged already exists; choose a new directory or remove it first/);
@@ -56,7 +63,21 @@ describe("adapters on the command line", () => {
 
   it("init pissa: residual model + pissa_init reproduce the base; the residual matches peft's", async () => {
     const out = join(dir, "pissa");
-    const r = await run(["init", "--model", modelFixture("llama-f32"), "--init", "pissa", "--r", "4", "--alpha", "8", "--target", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "--out", out]);
+    const r = await run([
+      "init",
+      "--model",
+      modelFixture("llama-f32"),
+      "--init",
+      "pissa",
+      "--r",
+      "4",
+      "--alpha",
+      "8",
+      "--target",
+      "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+      "--out",
+      out,
+    ]);
     expect(r.err).toBe("");
     expect(r.out).toMatch(/trainable params: [\d,]+ \|\| all params/);
     expect(existsSync(join(out, "pissa_init", "adapter_config.json"))).toBe(true);
@@ -79,20 +100,68 @@ describe("adapters on the command line", () => {
 
   it("init lora: just the adapter; bad options and bad adapters are one clear line, no output left", async () => {
     const out = join(dir, "lora");
-    const r = await run(["init", "--model", modelFixture("mistral-f32-sharded"), "--init", "lora", "--r", "2", "--alpha", "4", "--out", out]);
+    const r = await run([
+      "init",
+      "--model",
+      modelFixture("mistral-f32-sharded"),
+      "--init",
+      "lora",
+      "--r",
+      "2",
+      "--alpha",
+      "4",
+      "--out",
+      out,
+    ]);
     expect(r.err).toBe("");
     expect((await readdir(out)).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors"]);
     expect(await forwardDiff(modelFixture("mistral-f32-sharded"), modelFixture("mistral-f32-sharded"), "logits", out)).toBeLessThan(1e-4);
 
-    const bad = await run(["init", "--model", modelFixture("llama-f32"), "--init", "olora", "--r", "2", "--alpha", "4", "--out", join(dir, "x")]);
+    const bad = await run([
+      "init",
+      "--model",
+      modelFixture("llama-f32"),
+      "--init",
+      "olora",
+      "--r",
+      "2",
+      "--alpha",
+      "4",
+      "--out",
+      join(dir, "x"),
+    ]);
     expect(bad.err.split("\n")[0]).toMatch(/--init must be pissa, pissa_niter_<N> or lora, got 'olora'/);
-    const none = await run(["init", "--model", modelFixture("llama-f32"), "--init", "lora", "--r", "2", "--alpha", "4", "--target", "qkv", "--out", join(dir, "y")]);
+    const none = await run([
+      "init",
+      "--model",
+      modelFixture("llama-f32"),
+      "--init",
+      "lora",
+      "--r",
+      "2",
+      "--alpha",
+      "4",
+      "--target",
+      "qkv",
+      "--out",
+      join(dir, "y"),
+    ]);
     expect(none.err).toMatch(/match no Linear layer/);
     expect(existsSync(join(dir, "y"))).toBe(false);
     await mkdir(join(dir, "empty"));
     const noAdapter = await run(["merge", "--model", modelFixture("llama-f32"), "--adapter", join(dir, "empty"), "--out", join(dir, "z")]);
     expect(noAdapter.err).toMatch(/adapter_config\.json: not found/);
-    const wrongBase = await run(["forward", "--model", modelFixture("gemma-f32"), "--adapter", peft("llama-lora"), "--input", "x", "--out", join(dir, "w")]);
+    const wrongBase = await run([
+      "forward",
+      "--model",
+      modelFixture("gemma-f32"),
+      "--adapter",
+      peft("llama-lora"),
+      "--input",
+      "x",
+      "--out",
+      join(dir, "w"),
+    ]);
     expect(wrongBase.code).not.toBe(0);
     expect(wrongBase.err).toMatch(/llama-lora: the adapter does not fit the model/);
     expect((await readdir(dir)).filter((f) => f.startsWith("."))).toEqual([]);

@@ -52,13 +52,25 @@ describe("balora forward", () => {
   it("bad inputs: one line naming the file and field, non-zero exit, no output file", async () => {
     const out = join(dir, "never.safetensors");
     const model = modelFixture("llama-f32");
-    const cases: [Record<string, { dtype: "F32" | "I64" | "I32"; shape: number[]; data: Float32Array | BigInt64Array | Int32Array }>, RegExp][] = [
-      [{ tokens: { dtype: "I32", shape: [1, 2], data: new Int32Array([1, 2]) } }, /no tensor "input_ids" \(expected I64 or I32 \[B, T\]\); found: tokens/],
+    const cases: [
+      Record<string, { dtype: "F32" | "I64" | "I32"; shape: number[]; data: Float32Array | BigInt64Array | Int32Array }>,
+      RegExp,
+    ][] = [
+      [
+        { tokens: { dtype: "I32", shape: [1, 2], data: new Int32Array([1, 2]) } },
+        /no tensor "input_ids" \(expected I64 or I32 \[B, T\]\); found: tokens/,
+      ],
       [{ input_ids: { dtype: "F32", shape: [1, 2], data: new Float32Array([1, 2]) } }, /"input_ids" has dtype F32, expected I64 or I32/],
       [{ input_ids: { dtype: "I32", shape: [2], data: new Int32Array([1, 2]) } }, /"input_ids" has shape \[2\], expected \[B, T\]/],
-      [{ input_ids: { dtype: "I64", shape: [1, 2], data: new BigInt64Array([1n, 9999n]) } }, /input_ids\[0\]\[1\] = 9999 is outside the model's vocabulary \[0, 512\)/],
       [
-        { input_ids: { dtype: "I32", shape: [1, 2], data: new Int32Array([1, 2]) }, attention_mask: { dtype: "I32", shape: [1, 3], data: new Int32Array([1, 1, 1]) } },
+        { input_ids: { dtype: "I64", shape: [1, 2], data: new BigInt64Array([1n, 9999n]) } },
+        /input_ids\[0\]\[1\] = 9999 is outside the model's vocabulary \[0, 512\)/,
+      ],
+      [
+        {
+          input_ids: { dtype: "I32", shape: [1, 2], data: new Int32Array([1, 2]) },
+          attention_mask: { dtype: "I32", shape: [1, 3], data: new Int32Array([1, 1, 1]) },
+        },
         /"attention_mask" has shape \[1,3\], input_ids has \[1,2\]/,
       ],
     ];
@@ -84,8 +96,32 @@ describe("balora generate", () => {
     expect(a.out.trim().length).toBeGreaterThan(0);
     const b = await run(["generate", "--model", model, "--prompt", "Janet has", "--max-new-tokens", "8", "--no-cache"]);
     expect(b.out).toBe(a.out);
-    const s1 = await run(["generate", "--model", model, "--prompt", "Janet has", "--max-new-tokens", "8", "--temperature", "1", "--seed", "3"]);
-    const s2 = await run(["generate", "--model", model, "--prompt", "Janet has", "--max-new-tokens", "8", "--temperature", "1", "--seed", "3"]);
+    const s1 = await run([
+      "generate",
+      "--model",
+      model,
+      "--prompt",
+      "Janet has",
+      "--max-new-tokens",
+      "8",
+      "--temperature",
+      "1",
+      "--seed",
+      "3",
+    ]);
+    const s2 = await run([
+      "generate",
+      "--model",
+      model,
+      "--prompt",
+      "Janet has",
+      "--max-new-tokens",
+      "8",
+      "--temperature",
+      "1",
+      "--seed",
+      "3",
+    ]);
     expect(s1.out).toBe(s2.out);
   });
   it("rejects a classifier and bad sampling options", async () => {

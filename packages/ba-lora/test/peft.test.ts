@@ -41,7 +41,11 @@ async function logitsOf(model: LanguageModel, g: Awaited<ReturnType<typeof golde
   const ids = g.get("input_ids")!;
   const mask = g.get("attention_mask")!;
   return (await T.noGrad(() =>
-    T.tidy(() => model.forward(T.tensor(Int32Array.from(ids.data), ids.shape, { backend: gpu }), { attentionMask: T.tensor(Int32Array.from(mask.data), mask.shape, { backend: gpu }) })),
+    T.tidy(() =>
+      model.forward(T.tensor(Int32Array.from(ids.data), ids.shape, { backend: gpu }), {
+        attentionMask: T.tensor(Int32Array.from(mask.data), mask.shape, { backend: gpu }),
+      }),
+    ),
   ).data()) as Float32Array;
 }
 
@@ -72,7 +76,8 @@ describe("adapters written by peft load here with the same logits (unmerged and 
       await L.loadAdapter(model, peft(name));
       await expectLogits(model, g, "logits");
       L.mergeAndUnload(model);
-      for (const [k, v] of g) if (k.startsWith("merged.")) expect(maxDiff(await weightOf(model, k.slice(7, -7)), v.data), k).toBeLessThan(2e-5);
+      for (const [k, v] of g)
+        if (k.startsWith("merged.")) expect(maxDiff(await weightOf(model, k.slice(7, -7)), v.data), k).toBeLessThan(2e-5);
       await expectLogits(model, g, "logits_merged");
       model.dispose();
     });
@@ -84,7 +89,12 @@ describe("PiSSA", () => {
     const g = await golden(peft("llama-pissa"));
     const model = await loadModel(modelFixture("llama-f32"), { backend: gpu });
     const base = await logitsOf(model, g);
-    L.injectAdapter(model, { r: 4, lora_alpha: 8, target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], init_lora_weights: "pissa" });
+    L.injectAdapter(model, {
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+      init_lora_weights: "pissa",
+    });
     expect(maxDiff(await logitsOf(model, g), base)).toBeLessThan(2e-5);
     await expectLogits(model, g, "logits_init", 1e-4);
     for (const [path, layer] of L.loraLayers(model)) {
@@ -97,10 +107,17 @@ describe("PiSSA", () => {
       const A0 = g.get(`A0.${path}`)!.data;
       const B0 = g.get(`B0.${path}`)!.data;
       const theirs = new Float64Array(out * inF);
-      for (let i = 0; i < out; i++) for (let j = 0; j < inF; j++) for (let k = 0; k < st.r; k++) theirs[i * inF + j] += st.scaling * B0[i * st.r + k] * A0[k * inF + j];
+      for (let i = 0; i < out; i++)
+        for (let j = 0; j < inF; j++) for (let k = 0; k < st.r; k++) theirs[i * inF + j] += st.scaling * B0[i * st.r + k] * A0[k * inF + j];
       expect(maxDiff(ours, theirs), `s·B0·A0 ${path}`).toBeLessThan(5e-5);
       const w = g.get(`base.${path}.weight`)!.data;
-      expect(maxDiff(Float64Array.from(res, (v, i) => v + ours[i]), w), `identity ${path}`).toBeLessThan(2e-6);
+      expect(
+        maxDiff(
+          Float64Array.from(res, (v, i) => v + ours[i]),
+          w,
+        ),
+        `identity ${path}`,
+      ).toBeLessThan(2e-6);
     }
     model.dispose();
   });
@@ -121,7 +138,12 @@ describe("PiSSA", () => {
     const g = await golden(peft("llama-pissa"));
     // Rebuild the PiSSA state from peft's files: residual base, trained A/B, and A0/B0 as the initial state.
     const model = await loadModel(modelFixture("llama-f32"), { backend: gpu });
-    L.injectAdapter(model, { r: 4, lora_alpha: 8, target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], init_lora_weights: "pissa" });
+    L.injectAdapter(model, {
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+      init_lora_weights: "pissa",
+    });
     const trained = await openSafetensors(join(peft("llama-pissa/adapter"), "adapter_model.safetensors"));
     for (const [path, layer] of L.loraLayers(model)) {
       const st = layer.adapters.get("default")!;
@@ -151,13 +173,24 @@ describe("PiSSA", () => {
   it("pissa_niter_4: W_res + s·B0·A0 = W and the residual is near the optimal rank-r residual", async () => {
     const g = await golden(peft("llama-pissa-niter"));
     const model = await loadModel(modelFixture("llama-f32"), { backend: gpu });
-    L.injectAdapter(model, { r: 4, lora_alpha: 8, target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], init_lora_weights: "pissa_niter_4" });
+    L.injectAdapter(model, {
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+      init_lora_weights: "pissa_niter_4",
+    });
     for (const [path, layer] of L.loraLayers(model)) {
       const st = layer.adapters.get("default")!;
       const res = (await layer.base_layer.weight.data()) as Float32Array;
       const d = await T.noGrad(() => L.deltaWeight(st.scaling, st.params)).data();
       const w = g.get(`base.${path}.weight`)!.data;
-      expect(maxDiff(Float64Array.from(res, (v, i) => v + d[i]), w), path).toBeLessThan(2e-6);
+      expect(
+        maxDiff(
+          Float64Array.from(res, (v, i) => v + d[i]),
+          w,
+        ),
+        path,
+      ).toBeLessThan(2e-6);
       const norm = (x: ArrayLike<number>) => Math.sqrt(Array.from(x).reduce((s, v) => s + v * v, 0));
       expect(norm(res) / norm(g.get(`residual.${path}.weight`)!.data), path).toBeLessThan(1.1);
     }
@@ -201,14 +234,30 @@ describe("adapters written here are peft's format", () => {
     expect(ours.metadata).toEqual({ format: "pt" });
     for (const n of theirs.names) {
       expect(ours.info(n).shape).toEqual(theirs.info(n).shape);
-      expect(Array.from((await ours.readTensor(n)).data as Float32Array)).toEqual(Array.from((await theirs.readTensor(n)).data as Float32Array));
+      expect(Array.from((await ours.readTensor(n)).data as Float32Array)).toEqual(
+        Array.from((await theirs.readTensor(n)).data as Float32Array),
+      );
     }
     await ours.close();
     await theirs.close();
     const cfgText = await readFile(join(out, "adapter_config.json"), "utf8");
     const cfg = JSON.parse(cfgText);
     const ref = JSON.parse(await readFile(join(peft("llama-lora"), "adapter_config.json"), "utf8"));
-    for (const k of ["peft_type", "r", "lora_alpha", "lora_dropout", "use_rslora", "use_dora", "init_lora_weights", "task_type", "bias", "fan_in_fan_out", "inference_mode", "rank_pattern", "alpha_pattern"])
+    for (const k of [
+      "peft_type",
+      "r",
+      "lora_alpha",
+      "lora_dropout",
+      "use_rslora",
+      "use_dora",
+      "init_lora_weights",
+      "task_type",
+      "bias",
+      "fan_in_fan_out",
+      "inference_mode",
+      "rank_pattern",
+      "alpha_pattern",
+    ])
       expect(cfg[k], k).toEqual(ref[k]);
     expect([...cfg.target_modules].sort()).toEqual([...ref.target_modules].sort());
     // json.dumps(indent=2, sort_keys=True): sorted keys, 2-space indent, floats keep ".0", no trailing newline

@@ -6,7 +6,14 @@ import * as T from "@balora/tensor";
 import { injectAdapter, loraLayers } from "../dist/index.js";
 
 const json = process.argv.includes("--json");
-const out = (o) => console.log(json ? JSON.stringify(o) : Object.entries(o).map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`).join("  "));
+const out = (o) =>
+  console.log(
+    json
+      ? JSON.stringify(o)
+      : Object.entries(o)
+          .map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`)
+          .join("  "),
+  );
 const backend = await T.initWebGPU();
 const software = backend.traits.software;
 // The exact Jacobi SVD is O(n³) per sweep: 4096² takes hours on a CPU adapter, so measure 512 there.
@@ -27,7 +34,9 @@ class One extends T.Module {
   }
 }
 
-const py = [process.env.BALORA_BENCH_PYTHON, "/usr/bin/python3", "python3"].filter(Boolean).find((p) => spawnSync(p, ["-c", "import torch"], { stdio: "ignore" }).status === 0);
+const py = [process.env.BALORA_BENCH_PYTHON, "/usr/bin/python3", "python3"]
+  .filter(Boolean)
+  .find((p) => spawnSync(p, ["-c", "import torch"], { stdio: "ignore" }).status === 0);
 const script = fileURLToPath(new URL("../../../scripts/bench/torch_pissa.py", import.meta.url));
 for (const { n, r, init } of cases) {
   const m = new One(n);

@@ -76,8 +76,10 @@ export function loraConfig(partial: Partial<LoraConfig> & Record<string, unknown
     fail("modules_to_save", "is not supported (train full modules separately)");
   for (const k of ["lora_bias", "use_qalora", "use_alora"]) if (c[k]) fail(k, "is not supported");
   if (c.use_dora && c.variant && c.variant !== "dora") fail("use_dora", `conflicts with variant "${c.variant}"`);
-  for (const [k, v] of Object.entries(c.rank_pattern ?? {})) if (!Number.isInteger(v) || v <= 0) fail("rank_pattern", `"${k}" must map to a positive integer, got ${v}`);
-  for (const [k, v] of Object.entries(c.alpha_pattern ?? {})) if (typeof v !== "number") fail("alpha_pattern", `"${k}" must map to a number, got ${v}`);
+  for (const [k, v] of Object.entries(c.rank_pattern ?? {}))
+    if (!Number.isInteger(v) || v <= 0) fail("rank_pattern", `"${k}" must map to a positive integer, got ${v}`);
+  for (const [k, v] of Object.entries(c.alpha_pattern ?? {}))
+    if (typeof v !== "number") fail("alpha_pattern", `"${k}" must map to a number, got ${v}`);
   const lt = c.layers_to_transform;
   if (lt !== null && !(Number.isInteger(lt) || (Array.isArray(lt) && lt.every((x) => Number.isInteger(x)))))
     fail("layers_to_transform", `must be an integer or a list of integers, got ${JSON.stringify(lt)}`);

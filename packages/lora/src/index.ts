@@ -7,9 +7,26 @@ import { loraVariant } from "./variants/lora.js";
 registerVariant(loraVariant);
 registerVariant(doraVariant);
 
-export { DEFAULT_LORA_CONFIG, DEFAULT_TARGETS, type InitLoraWeights, type LoraConfig, loraConfig, patternKey, resolveModuleParams, variantOf } from "./config.js";
+export {
+  DEFAULT_LORA_CONFIG,
+  DEFAULT_TARGETS,
+  type InitLoraWeights,
+  type LoraConfig,
+  loraConfig,
+  patternKey,
+  resolveModuleParams,
+  variantOf,
+} from "./config.js";
 export { isTarget } from "./match.js";
-export { type AdapterState, type AdapterVariant, type CreateContext, type ForwardContext, getVariant, registeredVariants, registerVariant } from "./variant.js";
+export {
+  type AdapterState,
+  type AdapterVariant,
+  type CreateContext,
+  type ForwardContext,
+  getVariant,
+  registeredVariants,
+  registerVariant,
+} from "./variant.js";
 export { deltaWeight, initLoraAB, LORA_A, LORA_B, loraPath, loraVariant } from "./variants/lora.js";
 export { doraVariant } from "./variants/dora.js";
 export { LoraLinear, memoryName } from "./layer.js";
@@ -32,4 +49,13 @@ export {
   withInitialAdapters,
 } from "./inject.js";
 export { pissaInit, pissaMethod } from "./pissa.js";
-export { AdapterFormatError, CONFIG_FILE, type LoadAdapterOptions, loadAdapter, readAdapterConfig, type SaveAdapterOptions, saveAdapter, WEIGHTS_FILE } from "./peft.js";
+export {
+  AdapterFormatError,
+  CONFIG_FILE,
+  type LoadAdapterOptions,
+  loadAdapter,
+  readAdapterConfig,
+  type SaveAdapterOptions,
+  saveAdapter,
+  WEIGHTS_FILE,
+} from "./peft.js";

@@ -31,7 +31,10 @@ function explicitTargets(model: T.Module, c: LoraConfig): string[] | string {
   if (typeof c.target_modules !== "string" || c.target_modules.toLowerCase() !== "all-linear") return c.target_modules;
   const heads = c.task_type === "SEQ_CLS" ? SEQ_CLS_HEADS : OUTPUT_LAYERS;
   return [...model.namedModules()]
-    .filter(([p, m]) => (m instanceof LoraLinear || (m instanceof T.Linear && !p.endsWith(".base_layer"))) && !heads.includes(p.split(".").pop()!))
+    .filter(
+      ([p, m]) =>
+        (m instanceof LoraLinear || (m instanceof T.Linear && !p.endsWith(".base_layer"))) && !heads.includes(p.split(".").pop()!),
+    )
     .map(([p]) => p);
 }
 
@@ -65,18 +68,27 @@ export function injectAdapter(model: T.Module, config: Partial<LoraConfig> = {},
   for (const [path, m] of model.namedModules()) {
     if (path === "" || path.endsWith(".base_layer") || !isTarget(c, targets, path)) continue;
     if (!(m instanceof T.Linear) && !(m instanceof LoraLinear))
-      throw new ArgumentError(`injectAdapter: target "${path}" is a ${m.constructor.name}, not a Linear layer; only Linear layers can take a LoRA adapter`);
+      throw new ArgumentError(
+        `injectAdapter: target "${path}" is a ${m.constructor.name}, not a Linear layer; only Linear layers can take a LoRA adapter`,
+      );
     matched.push([path, m]);
   }
   if (matched.length === 0) {
     const linears = [...model.namedModules()].filter(([p, m]) => m instanceof T.Linear && !p.endsWith(".base_layer")).map(([p]) => p);
     const suffixes = [...new Set(linears.map((p) => p.split(".").pop()))].join(", ");
-    throw new ArgumentError(`injectAdapter: target_modules ${JSON.stringify(c.target_modules)} match no Linear layer of the model (its Linear layers end in: ${suffixes || "none"})`);
+    throw new ArgumentError(
+      `injectAdapter: target_modules ${JSON.stringify(c.target_modules)} match no Linear layer of the model (its Linear layers ` +
+        `end in: ${suffixes || "none"})`,
+    );
   }
   model.requiresGrad_(false);
-  for (const [, l] of loraLayers(model)) for (const st of l.adapters.values()) for (const t of Object.values(st.params)) t.requiresGrad = true;
+  for (const [, l] of loraLayers(model))
+    for (const st of l.adapters.values()) for (const t of Object.values(st.params)) t.requiresGrad = true;
   const rng = new T.Rng(opts.seed ?? 0);
-  const backend = matched[0][1] instanceof LoraLinear ? (matched[0][1] as LoraLinear).base_layer.weight.backend : (matched[0][1] as T.Linear).weight.backend;
+  const backend =
+    matched[0][1] instanceof LoraLinear
+      ? (matched[0][1] as LoraLinear).base_layer.weight.backend
+      : (matched[0][1] as T.Linear).weight.backend;
   for (const [path, m] of matched) {
     let layer: LoraLinear;
     if (m instanceof LoraLinear) layer = m;
@@ -101,7 +113,8 @@ export function injectAdapter(model: T.Module, config: Partial<LoraConfig> = {},
 
 function requireAdapters(model: T.Module, names: string[]): void {
   const known = adapterConfigs(model);
-  for (const n of names) if (!known.has(n)) throw new ArgumentError(`adapter "${n}" does not exist (adapters: ${[...known.keys()].join(", ") || "none"})`);
+  for (const n of names)
+    if (!known.has(n)) throw new ArgumentError(`adapter "${n}" does not exist (adapters: ${[...known.keys()].join(", ") || "none"})`);
 }
 
 /** Makes `names` the active adapters (their outputs add up). */
@@ -196,5 +209,11 @@ export function trainableReport(model: T.Module): ParameterReport {
     if (t.requiresGrad) trainable += t.size;
   }
   const fmt = (n: number) => n.toLocaleString("en-US");
-  return { trainable, total, line: `trainable params: ${fmt(trainable)} || all params: ${fmt(total)} || trainable%: ${((100 * trainable) / Math.max(total, 1)).toFixed(4)}` };
+  return {
+    trainable,
+    total,
+    line:
+      `trainable params: ${fmt(trainable)} || all params: ${fmt(total)} || trainable%: ` +
+      `${((100 * trainable) / Math.max(total, 1)).toFixed(4)}`,
+  };
 }

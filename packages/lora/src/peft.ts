@@ -57,7 +57,9 @@ function exportConfig(model: T.Module, name: string, c: LoraConfig, convert: boo
   // Targets: the user's list or regex when it selects exactly these modules with peft's rules;
   // otherwise the exact paths (which bypass layers_to_transform, and make exclude_modules unnecessary).
   const paths = mods.map((m) => m.path).sort();
-  const simple = c.exclude_modules === null && (Array.isArray(c.target_modules) || (typeof c.target_modules === "string" && c.target_modules.toLowerCase() !== "all-linear"));
+  const simple =
+    c.exclude_modules === null &&
+    (Array.isArray(c.target_modules) || (typeof c.target_modules === "string" && c.target_modules.toLowerCase() !== "all-linear"));
   const targets = simple ? c.target_modules : paths;
   return {
     alpha_pattern: alpha,
@@ -87,10 +89,15 @@ function exportConfig(model: T.Module, name: string, c: LoraConfig, convert: boo
 export async function saveAdapter(model: T.Module, dir: string, opts: SaveAdapterOptions = {}): Promise<string> {
   const name = opts.adapterName ?? "default";
   const c = adapterConfigs(model).get(name);
-  if (!c) throw new ArgumentError(`saveAdapter: adapter "${name}" does not exist (adapters: ${[...adapterConfigs(model).keys()].join(", ") || "none"})`);
+  if (!c)
+    throw new ArgumentError(
+      `saveAdapter: adapter "${name}" does not exist (adapters: ${[...adapterConfigs(model).keys()].join(", ") || "none"})`,
+    );
   const convert = !!opts.convertPissaToLora;
   if (convert && c.use_rslora && (Object.keys(c.rank_pattern).length || Object.keys(c.alpha_pattern).length))
-    throw new ArgumentError("saveAdapter: converting PiSSA to LoRA is not possible with use_rslora together with rank_pattern/alpha_pattern (as in peft)");
+    throw new ArgumentError(
+      "saveAdapter: converting PiSSA to LoRA is not possible with use_rslora together with rank_pattern/alpha_pattern (as in peft)",
+    );
   const out = name === "default" ? dir : join(dir, name);
   const tensors = new Map<string, TensorToWrite>();
   for (const { path, layer } of carriers(model, name)) {
@@ -126,9 +133,13 @@ export async function readAdapterConfig(dir: string): Promise<LoraConfig> {
     raw = JSON.parse(await readFile(file, "utf8"));
   } catch (e) {
     const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
-    throw new AdapterFormatError(`${file}: ${missing ? "not found; an adapter directory needs adapter_config.json and adapter_model.safetensors" : `invalid JSON (${(e as Error).message})`}`);
+    const why = missing
+      ? "not found; an adapter directory needs adapter_config.json and adapter_model.safetensors"
+      : `invalid JSON (${(e as Error).message})`;
+    throw new AdapterFormatError(`${file}: ${why}`);
   }
-  if (raw.peft_type !== "LORA") throw new AdapterFormatError(`${file}: peft_type is ${JSON.stringify(raw.peft_type)}; only LoRA adapters ("LORA") are supported`);
+  if (raw.peft_type !== "LORA")
+    throw new AdapterFormatError(`${file}: peft_type is ${JSON.stringify(raw.peft_type)}; only LoRA adapters ("LORA") are supported`);
   const pick = (k: string, d: unknown) => (raw[k] === undefined ? d : raw[k]);
   const variant = typeof raw.balora_variant === "string" ? raw.balora_variant : undefined;
   const cfg: Partial<LoraConfig> & Record<string, unknown> = {
@@ -188,7 +199,9 @@ export async function loadAdapter(model: T.Module, dir: string, opts: LoadAdapte
       legacy = (await stat(join(dir, "adapter_model.bin"))).isFile();
     } catch {}
     throw new AdapterFormatError(
-      legacy ? `${dir}: adapter_model.bin (pickle) is not supported; convert it to adapter_model.safetensors with peft` : `${weights}: not found`,
+      legacy
+        ? `${dir}: adapter_model.bin (pickle) is not supported; convert it to adapter_model.safetensors with peft`
+        : `${weights}: not found`,
     );
   }
   let injected: string[];
@@ -205,7 +218,8 @@ export async function loadAdapter(model: T.Module, dir: string, opts: LoadAdapte
     for (const path of injected) {
       const layer = model.getSubmodule(path) as LoraLinear;
       const { r } = resolveModuleParams(config, path);
-      for (const [key, shape] of Object.entries(variant.shapes(layer.outFeatures, layer.inFeatures, r))) expected.set(`${PREFIX}${path}.${key}`, { layer, key, shape });
+      for (const [key, shape] of Object.entries(variant.shapes(layer.outFeatures, layer.inFeatures, r)))
+        expected.set(`${PREFIX}${path}.${key}`, { layer, key, shape });
     }
     // peft writes the DoRA magnitude without ".weight" but accepts it with one.
     const fileKey = (k: string) => (k.endsWith(".lora_magnitude_vector.weight") ? k.slice(0, -".weight".length) : k);

@@ -65,13 +65,17 @@ const registry = new Map<string, AdapterVariant>();
 
 /** Registers a variant under its name (a package can publish one and call this on import). */
 export function registerVariant(v: AdapterVariant): void {
-  if (!/^[a-z][a-z0-9-]*$/.test(v.name)) throw new ArgumentError(`registerVariant: name "${v.name}" must be lowercase letters, digits and dashes`);
+  if (!/^[a-z][a-z0-9-]*$/.test(v.name))
+    throw new ArgumentError(`registerVariant: name "${v.name}" must be lowercase letters, digits and dashes`);
   registry.set(v.name, v);
 }
 
 export function getVariant(name: string): AdapterVariant {
   const v = registry.get(name);
-  if (!v) throw new ArgumentError(`adapter variant "${name}" is not registered (registered: ${[...registry.keys()].join(", ")}); import the package that provides it`);
+  if (!v)
+    throw new ArgumentError(
+      `adapter variant "${name}" is not registered (registered: ${[...registry.keys()].join(", ")}); import the package that provides it`,
+    );
   return v;
 }
 

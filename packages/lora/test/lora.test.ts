@@ -6,7 +6,12 @@ import { describe, expect, it } from "vitest";
 import * as L from "../src/index.js";
 import { cpu, getGpu, maxDiff, TinyNet } from "./helpers.js";
 
-const x = (backend: T.Backend) => T.tensor(Array.from({ length: 2 * 3 * 6 }, (_, i) => Math.sin(i)), [2, 3, 6], { backend });
+const x = (backend: T.Backend) =>
+  T.tensor(
+    Array.from({ length: 2 * 3 * 6 }, (_, i) => Math.sin(i)),
+    [2, 3, 6],
+    { backend },
+  );
 const paths = (net: T.Module) => L.loraLayers(net).map(([p]) => p);
 
 describe("LoraConfig", () => {
@@ -21,7 +26,13 @@ describe("LoraConfig", () => {
     expect(L.loraConfig({ init_lora_weights: "pissa_niter_16" }).init_lora_weights).toBe("pissa_niter_16");
   });
   it("rank/alpha patterns: first key with (.*\\.)?(key)$, rsLoRA scaling α/√r", () => {
-    const c = L.loraConfig({ r: 4, lora_alpha: 16, use_rslora: true, rank_pattern: { o_proj: 2, "layers.1.mlp.down_proj": 6 }, alpha_pattern: { k_proj: 3 } });
+    const c = L.loraConfig({
+      r: 4,
+      lora_alpha: 16,
+      use_rslora: true,
+      rank_pattern: { o_proj: 2, "layers.1.mlp.down_proj": 6 },
+      alpha_pattern: { k_proj: 3 },
+    });
     expect(L.resolveModuleParams(c, "model.layers.0.self_attn.o_proj")).toEqual({ r: 2, alpha: 16, scaling: 16 / Math.SQRT2 });
     expect(L.resolveModuleParams(c, "model.layers.1.mlp.down_proj").r).toBe(6);
     expect(L.resolveModuleParams(c, "model.layers.0.mlp.down_proj").r).toBe(4);
@@ -58,7 +69,9 @@ describe("injection and forward", () => {
     L.injectAdapter(net, { target_modules: "all-linear", r: 2 });
     expect(paths(net)).toEqual([0, 1].flatMap((i) => ["q_proj", "v_proj", "down_proj"].map((s) => `model.layers.${i}.${s}`)));
     const other = new TinyNet(cpu);
-    expect(() => L.injectAdapter(other, { target_modules: ["qkv_proj"] })).toThrow(/target_modules \["qkv_proj"\] match no Linear layer of the model \(its Linear layers end in: q_proj, v_proj, down_proj, lm_head\)/);
+    expect(() => L.injectAdapter(other, { target_modules: ["qkv_proj"] })).toThrow(
+      /target_modules \["qkv_proj"\] match no Linear layer of the model \(its Linear layers end in: q_proj, v_proj, down_proj, lm_head\)/,
+    );
     expect(L.trainableReport(net).line).toMatch(/^trainable params: \d[\d,]* \|\| all params: [\d,]+ \|\| trainable%: \d+\.\d{4}$/);
   });
   it("y = base(x) + s·B(A(x)): WebGPU vs the float64 oracle, gradients of A and B vs finite differences", async () => {
@@ -138,7 +151,12 @@ describe("merge, variants, PiSSA, teacher view", () => {
     const st = layer.adapters.get("default")!;
     const res = await layer.base_layer.weight.data();
     const d = await T.noGrad(() => L.deltaWeight(st.scaling, st.params)).data();
-    expect(maxDiff(Float32Array.from(res, (v, i) => v + d[i]), W)).toBeLessThan(1e-6);
+    expect(
+      maxDiff(
+        Float32Array.from(res, (v, i) => v + d[i]),
+        W,
+      ),
+    ).toBeLessThan(1e-6);
     expect(maxDiff(await T.noGrad(() => net.forward(x(gpu))).data(), before)).toBeLessThan(1e-5);
     // one optimizer step moves the student; the teacher stays the pre-trained model
     const opt = new T.AdamW(net.trainableParameters(), { lr: 0.05, weightDecay: 0 });
@@ -150,7 +168,9 @@ describe("merge, variants, PiSSA, teacher view", () => {
   });
   it("a variant is a plugin: registered by name, picked from the config, unknown names fail clearly", () => {
     expect(L.registeredVariants()).toEqual(expect.arrayContaining(["lora", "dora"]));
-    expect(() => L.injectAdapter(new TinyNet(cpu), { target_modules: ["q_proj"], variant: "vera" })).toThrow(/adapter variant "vera" is not registered \(registered: lora, dora/);
+    expect(() => L.injectAdapter(new TinyNet(cpu), { target_modules: ["q_proj"], variant: "vera" })).toThrow(
+      /adapter variant "vera" is not registered \(registered: lora, dora/,
+    );
   });
 });
 

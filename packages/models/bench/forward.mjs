@@ -6,7 +6,14 @@ import * as T from "@balora/tensor";
 import { buildModel, parseConfig } from "../dist/index.js";
 
 const json = process.argv.includes("--json");
-const out = (o) => console.log(json ? JSON.stringify(o) : Object.entries(o).map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`).join("  "));
+const out = (o) =>
+  console.log(
+    json
+      ? JSON.stringify(o)
+      : Object.entries(o)
+          .map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`)
+          .join("  "),
+  );
 const SEQ = 256;
 const raw = {
   architectures: ["LlamaForCausalLM"],
@@ -56,17 +63,52 @@ for (let r = 0; r < 3; r++) {
   times.push((performance.now() - t0) / 1000);
 }
 const s = times.sort((a, b) => a - b)[1];
-out({ bench: "forward", model: "llama-110M", params: params.total, seq: SEQ, impl: "balora", tokensPerSec: SEQ / s, gflops: flops / s / 1e9, seconds: s, adapter: backend.description });
+out({
+  bench: "forward",
+  model: "llama-110M",
+  params: params.total,
+  seq: SEQ,
+  impl: "balora",
+  tokensPerSec: SEQ / s,
+  gflops: flops / s / 1e9,
+  seconds: s,
+  adapter: backend.description,
+});
 
 const script = fileURLToPath(new URL("../../../scripts/bench/torch_forward.py", import.meta.url));
-const py = [process.env.BALORA_BENCH_PYTHON, "/usr/bin/python3", "python3"].filter(Boolean).find((p) => spawnSync(p, ["-c", "import torch"], { stdio: "ignore" }).status === 0);
-if (!py) out({ bench: "forward", model: "llama-110M", impl: "pytorch-cpu", skipped: "python3 with torch not found (apt-get install python3-torch)" });
+const py = [process.env.BALORA_BENCH_PYTHON, "/usr/bin/python3", "python3"]
+  .filter(Boolean)
+  .find((p) => spawnSync(p, ["-c", "import torch"], { stdio: "ignore" }).status === 0);
+if (!py)
+  out({
+    bench: "forward",
+    model: "llama-110M",
+    impl: "pytorch-cpu",
+    skipped: "python3 with torch not found (apt-get install python3-torch)",
+  });
 else {
   const r = spawnSync(py, [script, JSON.stringify(raw), String(SEQ)], { encoding: "utf8" });
-  if (r.status !== 0) out({ bench: "forward", model: "llama-110M", impl: "pytorch-cpu", skipped: `torch script failed: ${r.stderr.trim().split("\n").pop()}` });
+  if (r.status !== 0)
+    out({
+      bench: "forward",
+      model: "llama-110M",
+      impl: "pytorch-cpu",
+      skipped: `torch script failed: ${r.stderr.trim().split("\n").pop()}`,
+    });
   else {
     const t = JSON.parse(r.stdout.trim().split("\n").pop());
-    out({ bench: "forward", model: "llama-110M", params: params.total, seq: SEQ, impl: "pytorch-cpu", tokensPerSec: SEQ / t.seconds, gflops: flops / t.seconds / 1e9, seconds: t.seconds, threads: t.threads, torch: t.torch });
+    out({
+      bench: "forward",
+      model: "llama-110M",
+      params: params.total,
+      seq: SEQ,
+      impl: "pytorch-cpu",
+      tokensPerSec: SEQ / t.seconds,
+      gflops: flops / t.seconds / 1e9,
+      seconds: t.seconds,
+      threads: t.threads,
+      torch: t.torch,
+    });
     out({ bench: "forward-ratio", model: "llama-110M", balora_over_pytorch_cpu: t.seconds / s, adapter: backend.description });
   }
 }

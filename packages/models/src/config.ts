@@ -73,7 +73,8 @@ function num(raw: Json, key: string, file: string, fallback?: number): number {
     if (fallback !== undefined) return fallback;
     throw new ModelConfigError(`${file}: field "${key}" is missing`);
   }
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new ModelConfigError(`${file}: field "${key}" must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw new ModelConfigError(`${file}: field "${key}" must be a number, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -120,11 +121,20 @@ export function parseConfig(raw: Json, file = "config.json"): ModelConfig {
   const arch = Array.isArray(archs) && typeof archs[0] === "string" ? archs[0] : null;
   if (!arch || !(SUPPORTED_ARCHITECTURES as readonly string[]).includes(arch)) {
     throw new ModelConfigError(
-      `${file}: architecture ${arch ? `"${arch}"` : "(none: \"architectures\" is missing)"} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`,
+      `${file}: architecture ${arch ? `"${arch}"` : '(none: "architectures" is missing)'} is not supported; supported: ` +
+        `${SUPPORTED_ARCHITECTURES.join(", ")}`,
     );
   }
   const architecture = arch as ModelConfig["architecture"];
-  const family = (architecture.startsWith("Gemma2") ? "gemma2" : architecture.startsWith("Gemma") ? "gemma" : architecture.startsWith("Mistral") ? "mistral" : "llama") as Family;
+  const family = (
+    architecture.startsWith("Gemma2")
+      ? "gemma2"
+      : architecture.startsWith("Gemma")
+        ? "gemma"
+        : architecture.startsWith("Mistral")
+          ? "mistral"
+          : "llama"
+  ) as Family;
   const head: Head = architecture.endsWith("ForCausalLM") ? "causal-lm" : "sequence-classification";
   const hiddenSize = int(raw, "hidden_size", file);
   const numHeads = int(raw, "num_attention_heads", file);
@@ -132,23 +142,33 @@ export function parseConfig(raw: Json, file = "config.json"): ModelConfig {
   const headDim = int(raw, "head_dim", file, hiddenSize / numHeads);
   const numLayers = int(raw, "num_hidden_layers", file);
   if (numHeads === 0 || numKvHeads === 0 || numHeads % numKvHeads !== 0)
-    throw new ModelConfigError(`${file}: num_attention_heads (${numHeads}) must be a positive multiple of num_key_value_heads (${numKvHeads})`);
+    throw new ModelConfigError(
+      `${file}: num_attention_heads (${numHeads}) must be a positive multiple of num_key_value_heads (${numKvHeads})`,
+    );
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ModelConfigError(`${file}: head_dim ${headDim} must be an even integer`);
 
   const gemma = family === "gemma" || family === "gemma2";
   // Gemma v1 configs carry a legacy hidden_act "gelu" but HF runs the tanh approximation
   // unless hidden_activation says otherwise (transformers#29402).
   const actName = String(gemma ? (raw.hidden_activation ?? "gelu_pytorch_tanh") : (raw.hidden_act ?? "silu"));
-  const ACTS: Record<string, Activation> = { silu: "silu", swish: "silu", gelu_pytorch_tanh: "gelu_tanh", gelu_new: "gelu_tanh", gelu: "gelu" };
+  const ACTS: Record<string, Activation> = {
+    silu: "silu",
+    swish: "silu",
+    gelu_pytorch_tanh: "gelu_tanh",
+    gelu_new: "gelu_tanh",
+    gelu: "gelu",
+  };
   const activation = ACTS[actName];
-  if (!activation) throw new ModelConfigError(`${file}: activation "${actName}" is not supported (supported: ${Object.keys(ACTS).join(", ")})`);
+  if (!activation)
+    throw new ModelConfigError(`${file}: activation "${actName}" is not supported (supported: ${Object.keys(ACTS).join(", ")})`);
 
   const window = raw.sliding_window === null || raw.sliding_window === undefined ? 0 : int(raw, "sliding_window", file);
   let layerWindows: number[];
   if (family === "gemma2") {
     const types = raw.layer_types as unknown;
     if (Array.isArray(types)) {
-      if (types.length !== numLayers) throw new ModelConfigError(`${file}: layer_types has ${types.length} entries for ${numLayers} layers`);
+      if (types.length !== numLayers)
+        throw new ModelConfigError(`${file}: layer_types has ${types.length} entries for ${numLayers} layers`);
       layerWindows = types.map((t) => (t === "sliding_attention" ? window : 0));
     } else layerWindows = Array.from({ length: numLayers }, (_, i) => (i % 2 === 0 ? window : 0));
   } else if (family === "mistral") layerWindows = Array(numLayers).fill(window);

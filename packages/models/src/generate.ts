@@ -53,7 +53,8 @@ export async function generate(model: CausalLM, promptIds: number[], opts: Gener
   const temperature = opts.temperature ?? 0;
   const topP = opts.topP ?? 1;
   if (promptIds.length === 0) throw new ArgumentError("generate: the prompt is empty (tokenize some text first)");
-  if (!Number.isInteger(maxNew) || maxNew < 0) throw new ArgumentError(`generate: maxNewTokens must be a non-negative integer, got ${maxNew}`);
+  if (!Number.isInteger(maxNew) || maxNew < 0)
+    throw new ArgumentError(`generate: maxNewTokens must be a non-negative integer, got ${maxNew}`);
   if (!(topP > 0 && topP <= 1)) throw new ArgumentError(`generate: topP must be in (0, 1], got ${topP}`);
   if (!(temperature >= 0)) throw new ArgumentError(`generate: temperature must be >= 0, got ${temperature}`);
   const V = model.config.vocabSize;

@@ -1,6 +1,14 @@
 // @balora/models public API: load Hugging Face LLaMA / Mistral / Gemma / Gemma 2 directories, run
 // them on @balora/tensor with HF numerics, tokenize, and generate with a KV cache.
-export { parseConfig, SUPPORTED_ARCHITECTURES, type Activation, type Family, type Head, type ModelConfig, type RopeConfig } from "./config.js";
+export {
+  parseConfig,
+  SUPPORTED_ARCHITECTURES,
+  type Activation,
+  type Family,
+  type Head,
+  type ModelConfig,
+  type RopeConfig,
+} from "./config.js";
 export { ModelConfigError, ModelWeightsError, TokenizerError } from "./errors.js";
 export { ropeInvFreq } from "./rope.js";
 export {

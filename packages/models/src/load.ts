@@ -2,7 +2,15 @@
 // names and shapes are checked against the architecture before any upload; 16-bit weights stay 16-bit.
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Dtype, float32ToBf16, float32ToF16, openCheckpoint, saveCheckpoint, type TensorToWrite, writeTextAtomically } from "@balora/safetensors";
+import {
+  type Dtype,
+  float32ToBf16,
+  float32ToF16,
+  openCheckpoint,
+  saveCheckpoint,
+  type TensorToWrite,
+  writeTextAtomically,
+} from "@balora/safetensors";
 import * as T from "@balora/tensor";
 import { type ModelConfig, parseConfig } from "./config.js";
 import { ModelConfigError, ModelWeightsError } from "./errors.js";
@@ -90,7 +98,9 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<La
       if (!DEVICE_DTYPE[info.dtype]) problems.push(`${name} has dtype ${info.dtype} (supported: F32, BF16, F16)`);
     }
     if (problems.length)
-      throw new ModelWeightsError(`${dir}: the checkpoint does not fit ${cfg.architecture} as configured in config.json: ${problems.join("; ")}`);
+      throw new ModelWeightsError(
+        `${dir}: the checkpoint does not fit ${cfg.architecture} as configured in config.json: ${problems.join("; ")}`,
+      );
 
     const loaded = new Map<string, T.Tensor>();
     try {
@@ -125,7 +135,11 @@ const SAFETENSORS_DTYPE: Record<T.DType, Dtype> = { f32: "F32", bf16: "BF16", f1
  * Writes the model as an HF directory: config.json (the loaded one, with `extraConfig` merged in)
  * and safetensors (sharded above `maxShardSize`). Tied lm_head weights are not written, like HF.
  */
-export async function saveModel(model: LanguageModel, dir: string, opts: { maxShardSize?: number | string; extraConfig?: Record<string, unknown> } = {}): Promise<void> {
+export async function saveModel(
+  model: LanguageModel,
+  dir: string,
+  opts: { maxShardSize?: number | string; extraConfig?: Record<string, unknown> } = {},
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, t] of model.namedParameters()) {

@@ -12,7 +12,8 @@ async function readJson(file: string, required: boolean): Promise<Json | null> {
   try {
     text = await readFile(file, "utf8");
   } catch {
-    if (required) throw new TokenizerError(`${file}: not found; the model directory needs a tokenizer.json (a "fast" Hugging Face tokenizer)`);
+    if (required)
+      throw new TokenizerError(`${file}: not found; the model directory needs a tokenizer.json (a "fast" Hugging Face tokenizer)`);
     return null;
   }
   try {
@@ -24,9 +25,14 @@ async function readJson(file: string, required: boolean): Promise<Json | null> {
 
 /** Special tokens in tokenizer_config.json are strings or {content: string} objects. */
 const tokenContent = (v: unknown): string | null =>
-  typeof v === "string" ? v : v && typeof v === "object" && typeof (v as Json).content === "string" ? ((v as Json).content as string) : null;
+  typeof v === "string"
+    ? v
+    : v && typeof v === "object" && typeof (v as Json).content === "string"
+      ? ((v as Json).content as string)
+      : null;
 
-const idList = (v: unknown): number[] => (typeof v === "number" ? [v] : Array.isArray(v) ? v.filter((x): x is number => typeof x === "number") : []);
+const idList = (v: unknown): number[] =>
+  typeof v === "number" ? [v] : Array.isArray(v) ? v.filter((x): x is number => typeof x === "number") : [];
 
 export interface EncodeOptions {
   /** Add BOS/EOS as the tokenizer is configured to (default true, like HF). */
@@ -60,12 +66,16 @@ export class Tokenizer {
       const content = tokenContent(tc[key]);
       return content === null ? null : (tok.token_to_id(content) ?? null);
     };
-    const bos = idOf("bos_token") ?? (typeof gen.bos_token_id === "number" ? gen.bos_token_id : typeof cfg.bos_token_id === "number" ? cfg.bos_token_id : null);
+    const bos =
+      idOf("bos_token") ??
+      (typeof gen.bos_token_id === "number" ? gen.bos_token_id : typeof cfg.bos_token_id === "number" ? cfg.bos_token_id : null);
     let eos = idList(gen.eos_token_id);
     if (eos.length === 0) eos = idList(cfg.eos_token_id);
     const eosTok = idOf("eos_token");
     if (eos.length === 0 && eosTok !== null) eos = [eosTok];
-    const pad = idOf("pad_token") ?? (typeof gen.pad_token_id === "number" ? gen.pad_token_id : typeof cfg.pad_token_id === "number" ? cfg.pad_token_id : null);
+    const pad =
+      idOf("pad_token") ??
+      (typeof gen.pad_token_id === "number" ? gen.pad_token_id : typeof cfg.pad_token_id === "number" ? cfg.pad_token_id : null);
     const flag = (k: string) => (typeof tc[k] === "boolean" ? (tc[k] as boolean) : null);
     return new Tokenizer(tok, bos, eos, pad, flag("add_bos_token"), flag("add_eos_token"));
   }

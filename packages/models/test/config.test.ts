@@ -25,14 +25,27 @@ describe("config.json", () => {
     expect(c.attnScale).toBeCloseTo(128 ** -0.5, 15);
   });
   it("reads both rope forms: rope_theta + rope_scaling, and v5 rope_parameters", () => {
-    const old = parseConfig({ ...llama, rope_theta: 500000, rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } });
+    const old = parseConfig({
+      ...llama,
+      rope_theta: 500000,
+      rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+    });
     expect(old.rope).toEqual({ type: "llama3", theta: 500000, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
     const v5 = parseConfig({ ...llama, rope_parameters: { rope_type: "default", rope_theta: 1e6 } });
     expect(v5.rope).toMatchObject({ type: "default", theta: 1e6 });
-    expect(() => parseConfig({ ...llama, rope_scaling: { type: "yarn", factor: 4 } })).toThrow(/rope_scaling type "yarn" is not supported \(supported: default, linear, llama3\)/);
+    expect(() => parseConfig({ ...llama, rope_scaling: { type: "yarn", factor: 4 } })).toThrow(
+      /rope_scaling type "yarn" is not supported \(supported: default, linear, llama3\)/,
+    );
   });
   it("Gemma: head_dim from config, tanh GELU despite legacy hidden_act, tied, (1 + w) norms", () => {
-    const g = parseConfig({ ...llama, architectures: ["GemmaForCausalLM"], hidden_size: 3072, num_attention_heads: 16, head_dim: 256, hidden_act: "gelu" });
+    const g = parseConfig({
+      ...llama,
+      architectures: ["GemmaForCausalLM"],
+      hidden_size: 3072,
+      num_attention_heads: 16,
+      head_dim: 256,
+      hidden_act: "gelu",
+    });
     expect(g.headDim).toBe(256);
     expect(g.activation).toBe("gelu_tanh");
     expect(g.tieWordEmbeddings).toBe(true);
@@ -52,16 +65,28 @@ describe("config.json", () => {
     expect(g.layerWindows).toEqual([4096, 0, 4096, 0]);
     expect(g.attnScale).toBeCloseTo(144 ** -0.5, 15);
     expect([g.attnSoftcap, g.finalSoftcap]).toEqual([50, 30]);
-    const typed = parseConfig({ ...llama, architectures: ["Gemma2ForCausalLM"], num_hidden_layers: 2, sliding_window: 8, layer_types: ["full_attention", "sliding_attention"] });
+    const typed = parseConfig({
+      ...llama,
+      architectures: ["Gemma2ForCausalLM"],
+      num_hidden_layers: 2,
+      sliding_window: 8,
+      layer_types: ["full_attention", "sliding_attention"],
+    });
     expect(typed.layerWindows).toEqual([0, 8]);
   });
   it("Mistral: sliding window on every layer, null means none", () => {
-    expect(parseConfig({ ...llama, architectures: ["MistralForCausalLM"], num_hidden_layers: 2, sliding_window: 4096 }).layerWindows).toEqual([4096, 4096]);
-    expect(parseConfig({ ...llama, architectures: ["MistralForCausalLM"], num_hidden_layers: 2, sliding_window: null }).layerWindows).toEqual([0, 0]);
+    expect(
+      parseConfig({ ...llama, architectures: ["MistralForCausalLM"], num_hidden_layers: 2, sliding_window: 4096 }).layerWindows,
+    ).toEqual([4096, 4096]);
+    expect(
+      parseConfig({ ...llama, architectures: ["MistralForCausalLM"], num_hidden_layers: 2, sliding_window: null }).layerWindows,
+    ).toEqual([0, 0]);
   });
   it("rejects unknown architectures listing the supported ones, and bad fields by name", () => {
     expect(() => parseConfig({ ...llama, architectures: ["GPT2LMHeadModel"] })).toThrow(ModelConfigError);
-    expect(() => parseConfig({ ...llama, architectures: ["GPT2LMHeadModel"] })).toThrow(/architecture "GPT2LMHeadModel" is not supported; supported: LlamaForCausalLM, MistralForCausalLM/);
+    expect(() => parseConfig({ ...llama, architectures: ["GPT2LMHeadModel"] })).toThrow(
+      /architecture "GPT2LMHeadModel" is not supported; supported: LlamaForCausalLM, MistralForCausalLM/,
+    );
     expect(() => parseConfig({ ...llama, hidden_size: "big" })).toThrow(/field "hidden_size" must be a number/);
     expect(() => parseConfig({ ...llama, vocab_size: undefined })).toThrow(/field "vocab_size" is missing/);
     expect(() => parseConfig({ ...llama, num_key_value_heads: 5 })).toThrow(/multiple of num_key_value_heads/);
@@ -70,7 +95,10 @@ describe("config.json", () => {
 
 describe("RoPE inverse frequencies", () => {
   it("default: 1/θ^(2j/D) in f32", () => {
-    const inv = ropeInvFreq({ type: "default", theta: 10000, factor: 1, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 }, 8);
+    const inv = ropeInvFreq(
+      { type: "default", theta: 10000, factor: 1, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 },
+      8,
+    );
     expect(Array.from(inv)).toEqual([1, 0.10000000149011612, 0.009999999776482582, 0.0010000000474974513]);
   });
   it("llama3 scaling leaves high frequencies, divides low ones by the factor, blends the middle", () => {

@@ -3,7 +3,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as T from "@balora/tensor";
 import { describe, expect, it } from "vitest";
-import { type CausalLM, generate, loadModel, ModelConfigError, ModelWeightsError, sampleToken, saveModel, Tokenizer } from "../src/index.js";
+import {
+  type CausalLM,
+  generate,
+  loadModel,
+  ModelConfigError,
+  ModelWeightsError,
+  sampleToken,
+  saveModel,
+  Tokenizer,
+} from "../src/index.js";
 import { fixture, getGpu, maxAbsDiff, readGolden } from "./helpers.js";
 
 describe("generation", () => {

@@ -60,7 +60,8 @@ describe("f32 checkpoints: logits, loss and every parameter gradient match HF", 
     const { logits, loss } = run(model, g, backend, true);
     expect(maxAbsDiff(await logits.data(), g.get("logits").data)).toBeLessThan(1e-4);
     expect(Math.abs((await loss.item()) - g.get("loss").data[0])).toBeLessThan(1e-5);
-    for (const [pname, p] of model.namedParameters()) expect(relErr(await p.grad!.data(), g.get(`grad.${pname}`).data), pname).toBeLessThan(1e-3);
+    for (const [pname, p] of model.namedParameters())
+      expect(relErr(await p.grad!.data(), g.get(`grad.${pname}`).data), pname).toBeLessThan(1e-3);
     model.dispose();
   });
 });

@@ -48,7 +48,15 @@ async function writeThenLoad() {
     const seconds = (performance.now() - start) / 1000;
     const sizes = await Promise.all(saved.files.map(async (f) => (await stat(join(dir, f))).size));
     const bytes = sizes.reduce((a, b) => a + b, 0);
-    console.log(JSON.stringify({ bench: "safetensors-write", bytes, shards: sizes.length, seconds: round(seconds), MBps: Math.round(bytes / MB / seconds) }));
+    console.log(
+      JSON.stringify({
+        bench: "safetensors-write",
+        bytes,
+        shards: sizes.length,
+        seconds: round(seconds),
+        MBps: Math.round(bytes / MB / seconds),
+      }),
+    );
     // Load in a new process, so memory the writer freed but the allocator kept cannot hide growth.
     const self = fileURLToPath(import.meta.url);
     process.stdout.write(execFileSync(process.execPath, [self, "--load", dir, String(Math.max(...sizes))]));

@@ -33,4 +33,5 @@ export async function writeFileAtomically(path: string, produce: (write: WriteBy
 }
 
 /** Writes a text file atomically (UTF-8), e.g. a JSON config next to the tensors. */
-export const writeTextAtomically = (path: string, text: string): Promise<void> => writeFileAtomically(path, (write) => write(new TextEncoder().encode(text)));
+export const writeTextAtomically = (path: string, text: string): Promise<void> =>
+  writeFileAtomically(path, (write) => write(new TextEncoder().encode(text)));

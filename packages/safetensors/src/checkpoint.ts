@@ -92,7 +92,12 @@ export async function saveCheckpoint(dir: string, tensors: TensorsToWrite, optio
     const totalSize = planned.reduce((sum, t) => sum + t.byteLength, 0);
     const metadata = new Map<string, OrderedJson>([["total_size", totalSize], ...Object.entries(options.metadata ?? {})]);
     const weightMap = new Map<string, OrderedJson>(shards.flatMap((shard, i) => shard.map((t) => [t.name, files[i]] as const)));
-    const text = pythonJsonDump(new Map([["metadata", metadata], ["weight_map", weightMap]]));
+    const text = pythonJsonDump(
+      new Map([
+        ["metadata", metadata],
+        ["weight_map", weightMap],
+      ]),
+    );
     await writeFileAtomically(join(dir, INDEX_FILE_NAME), (write) => write(new TextEncoder().encode(text)));
     index = INDEX_FILE_NAME;
     written.push(index);
@@ -190,7 +195,8 @@ export async function openCheckpoint(path: string): Promise<Checkpoint> {
     const fileOf = new Map<string, SafetensorsFile>();
     for (const [tensor, shard] of weightMap) {
       const file = byShard.get(shard)!;
-      if (!file.has(tensor)) throw new SafetensorsFormatError(indexPath, `weight_map puts ${quote(tensor)} in ${quote(shard)}, which has no such tensor`);
+      if (!file.has(tensor))
+        throw new SafetensorsFormatError(indexPath, `weight_map puts ${quote(tensor)} in ${quote(shard)}, which has no such tensor`);
       fileOf.set(tensor, file);
     }
     return Checkpoint.create(files, fileOf);

@@ -3,7 +3,21 @@
 
 /** Every dtype this package reads and writes (all whole-byte dtypes of the format but C64 and F8_E8M0). */
 export const DTYPES = [
-  "F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2",
+  "F64",
+  "F32",
+  "F16",
+  "BF16",
+  "I64",
+  "I32",
+  "I16",
+  "I8",
+  "U8",
+  "BOOL",
+  "U16",
+  "U32",
+  "U64",
+  "F8_E4M3",
+  "F8_E5M2",
 ] as const;
 export type Dtype = (typeof DTYPES)[number];
 
@@ -30,9 +44,21 @@ export type TensorArray = DtypeArrays[Dtype];
 type ArrayConstructorFor<A> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): A; readonly BYTES_PER_ELEMENT: number };
 
 const ARRAY_TYPES: { [D in Dtype]: ArrayConstructorFor<DtypeArrays[D]> } = {
-  F64: Float64Array, F32: Float32Array, F16: Uint16Array, BF16: Uint16Array, I64: BigInt64Array,
-  I32: Int32Array, I16: Int16Array, I8: Int8Array, U8: Uint8Array, BOOL: Uint8Array, U16: Uint16Array,
-  U32: Uint32Array, U64: BigUint64Array, F8_E4M3: Uint8Array, F8_E5M2: Uint8Array,
+  F64: Float64Array,
+  F32: Float32Array,
+  F16: Uint16Array,
+  BF16: Uint16Array,
+  I64: BigInt64Array,
+  I32: Int32Array,
+  I16: Int16Array,
+  I8: Int8Array,
+  U8: Uint8Array,
+  BOOL: Uint8Array,
+  U16: Uint16Array,
+  U32: Uint32Array,
+  U64: BigUint64Array,
+  F8_E4M3: Uint8Array,
+  F8_E5M2: Uint8Array,
 };
 
 /**
@@ -40,8 +66,26 @@ const ARRAY_TYPES: { [D in Dtype]: ArrayConstructorFor<DtypeArrays[D]> } = {
  * increasing alignment order"); its derived `Ord` is what the writer sorts by, descending.
  */
 const REFERENCE_DTYPE_ORDER = [
-  "BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "I16", "U16", "F16",
-  "BF16", "I32", "U32", "F32", "C64", "F64", "I64", "U64",
+  "BOOL",
+  "F4",
+  "F6_E2M3",
+  "F6_E3M2",
+  "U8",
+  "I8",
+  "F8_E5M2",
+  "F8_E4M3",
+  "F8_E8M0",
+  "I16",
+  "U16",
+  "F16",
+  "BF16",
+  "I32",
+  "U32",
+  "F32",
+  "C64",
+  "F64",
+  "I64",
+  "U64",
 ];
 /** Dtypes of the format this package recognises but does not read (sub-byte, complex, scale-only). */
 const UNSUPPORTED_DTYPES = new Set(["F4", "F6_E2M3", "F6_E3M2", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "C64"]);

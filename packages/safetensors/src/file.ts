@@ -115,7 +115,10 @@ function fileSource(handle: FileHandle, size: number, path: string): ByteSource 
       while (filled < length) {
         const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
         if (bytesRead === 0) {
-          throw new SafetensorsFormatError(path, `file ended at byte ${position + filled} while reading bytes [${position},${position + length}): truncated while open?`);
+          throw new SafetensorsFormatError(
+            path,
+            `file ended at byte ${position + filled} while reading bytes [${position},${position + length}): truncated while open?`,
+          );
         }
         filled += bytesRead;
       }

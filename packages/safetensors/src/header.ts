@@ -60,7 +60,9 @@ export function parseHeader(headerBytes: Uint8Array, dataLength: number, file: s
   const [duplicate] = findDuplicateKeys(text);
   if (duplicate) {
     const { key, path } = duplicate;
-    fail(path.length === 0 ? `duplicate tensor name ${quote(key)} in header` : `duplicate key ${quote(key)} inside ${quote(path.join("."))}`);
+    fail(
+      path.length === 0 ? `duplicate tensor name ${quote(key)} in header` : `duplicate key ${quote(key)} inside ${quote(path.join("."))}`,
+    );
   }
 
   let metadata: Record<string, string> | undefined;
@@ -176,7 +178,11 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
  * `__metadata__` first when given, then tensors in data order with keys dtype, shape,
  * data_offsets; space-padded so that N is a multiple of 8 (every tensor then starts aligned).
  */
-export function encodeHeader(tensors: readonly TensorInfo[], metadata: Readonly<Record<string, string>> | undefined, file: string): Uint8Array {
+export function encodeHeader(
+  tensors: readonly TensorInfo[],
+  metadata: Readonly<Record<string, string>> | undefined,
+  file: string,
+): Uint8Array {
   const entries: string[] = [];
   if (metadata !== undefined) {
     const pairs = Object.entries(metadata).map(([k, v]) => {

@@ -92,7 +92,8 @@ export function pythonJsonDump(value: OrderedJson, level = 0, opts: PythonJsonOp
     if (value.length === 0) return "[]";
     return `[\n${value.map((v) => `${inner}${pythonJsonDump(v, level + 1, opts)}`).join(",\n")}\n${close}]`;
   }
-  let entries = value instanceof Map ? [...(value as ReadonlyMap<string, OrderedJson>)] : Object.entries(value as { [k: string]: OrderedJson });
+  let entries =
+    value instanceof Map ? [...(value as ReadonlyMap<string, OrderedJson>)] : Object.entries(value as { [k: string]: OrderedJson });
   if (entries.length === 0) return "{}";
   if (opts.sortKeys) entries = entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const lines = entries.map(([k, v]) => `${inner}${pythonJsonString(k)}: ${pythonJsonDump(v, level + 1, opts)}`);

@@ -25,7 +25,10 @@ const names = (shards: { name: string }[][]) => shards.map((s) => s.map((t) => t
 
 describe("shard planning (huggingface_hub split_state_dict_into_shards_factory)", () => {
   it("fills shards in key order up to the limit, inclusive", () => {
-    expect(names(planShards(sized(4, 4, 2, 5, 5), 10))).toEqual([["t0", "t1", "t2"], ["t3", "t4"]]);
+    expect(names(planShards(sized(4, 4, 2, 5, 5), 10))).toEqual([
+      ["t0", "t1", "t2"],
+      ["t3", "t4"],
+    ]);
     expect(names(planShards(sized(10, 1), 10))).toEqual([["t0"], ["t1"]]);
   });
 
@@ -50,14 +53,21 @@ describe("shard planning (huggingface_hub split_state_dict_into_shards_factory)"
 /** The tensors make_golden.py shards (same names, dtypes, shapes, bytes, key order). */
 function goldenState(): Map<string, TensorToWrite> {
   const specs: [string, "BF16" | "F32" | "F16", number[]][] = [
-    ["embed.weight", "BF16", [4, 5]], ["layers.0.q.weight", "F32", [2, 4]], ["layers.0.norm", "F32", [4]],
-    ["lm_head.weight", "F32", [5, 6]], ["layers.1.q.weight", "BF16", [2, 4]], ["ñorm", "F16", [3]], ["bias", "F32", [0]],
+    ["embed.weight", "BF16", [4, 5]],
+    ["layers.0.q.weight", "F32", [2, 4]],
+    ["layers.0.norm", "F32", [4]],
+    ["lm_head.weight", "F32", [5, 6]],
+    ["layers.1.q.weight", "BF16", [2, 4]],
+    ["ñorm", "F16", [3]],
+    ["bias", "F32", [0]],
   ];
   const size = { BF16: 2, F16: 2, F32: 4 };
-  return new Map(specs.map(([name, dtype, shape], seed) => {
-    const numel = shape.reduce((a, b) => a * b, 1);
-    return [name, { dtype, shape, data: pattern(numel * size[dtype], seed) }];
-  }));
+  return new Map(
+    specs.map(([name, dtype, shape], seed) => {
+      const numel = shape.reduce((a, b) => a * b, 1);
+      return [name, { dtype, shape, data: pattern(numel * size[dtype], seed) }];
+    }),
+  );
 }
 
 describe("saveCheckpoint", () => {
@@ -68,7 +78,9 @@ describe("saveCheckpoint", () => {
     expect([...saved.files, saved.index].sort()).toEqual(expected);
     expect((await readdir(dir)).sort()).toEqual(expected);
     for (const name of expected) {
-      expect(new Uint8Array(await readFile(join(dir, name))), name).toEqual(new Uint8Array(await readFile(join(goldenPath("sharded"), name))));
+      expect(new Uint8Array(await readFile(join(dir, name))), name).toEqual(
+        new Uint8Array(await readFile(join(goldenPath("sharded"), name))),
+      );
     }
     const index = JSON.parse(await readFile(join(dir, "model.safetensors.index.json"), "utf8"));
     expect(index.metadata).toEqual({ total_size: 230, note: "golden" });
@@ -96,7 +108,9 @@ describe("saveCheckpoint", () => {
   it("rejects non-string metadata before writing anything", async () => {
     const dir = freshDir();
     const metadata = { epochs: 3 } as unknown as Record<string, string>;
-    await expect(saveCheckpoint(dir, { a: u8(8), b: u8(8) }, { maxShardSize: 8, metadata })).rejects.toThrow(/metadata value of "epochs" is not a string/);
+    await expect(saveCheckpoint(dir, { a: u8(8), b: u8(8) }, { maxShardSize: 8, metadata })).rejects.toThrow(
+      /metadata value of "epochs" is not a string/,
+    );
     await expect(readdir(dir)).rejects.toThrow(/ENOENT/);
   });
 
@@ -110,7 +124,11 @@ describe("saveCheckpoint", () => {
     expect((await readdir(dir)).sort()).toEqual(["config.json", "model.safetensors", "model.safetensors.backup"]);
     await saveCheckpoint(dir, { a: u8(8), b: u8(8) }, { maxShardSize: 8 });
     expect((await readdir(dir)).sort()).toEqual([
-      "config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.backup", "model.safetensors.index.json",
+      "config.json",
+      "model-00001-of-00002.safetensors",
+      "model-00002-of-00002.safetensors",
+      "model.safetensors.backup",
+      "model.safetensors.index.json",
     ]);
   });
 });
@@ -119,7 +137,15 @@ describe("openCheckpoint", () => {
   it("reads the sharded golden through its index, shard by shard", async () => {
     const ckpt = await openCheckpoint(goldenPath("sharded"));
     expect(ckpt.files.map((f) => f.path.split("/").pop())).toEqual([1, 2, 3, 4].map((i) => shardFileName(i, 4)));
-    expect(ckpt.names).toEqual(["embed.weight", "lm_head.weight", "layers.0.norm", "layers.0.q.weight", "bias", "layers.1.q.weight", "ñorm"]);
+    expect(ckpt.names).toEqual([
+      "embed.weight",
+      "lm_head.weight",
+      "layers.0.norm",
+      "layers.0.q.weight",
+      "bias",
+      "layers.1.q.weight",
+      "ñorm",
+    ]);
     const state = goldenState();
     for await (const t of ckpt) {
       const source = state.get(t.name)!;
@@ -145,7 +171,10 @@ describe("openCheckpoint", () => {
 
   it("round-trips a checkpoint saved here", async () => {
     const dir = freshDir();
-    const tensors = { x: { dtype: "F32", shape: [3], data: new Float32Array([1, 2, 3]) }, y: u8(100, 7), z: u8(100, 9) } satisfies Record<string, TensorToWrite>;
+    const tensors = { x: { dtype: "F32", shape: [3], data: new Float32Array([1, 2, 3]) }, y: u8(100, 7), z: u8(100, 9) } satisfies Record<
+      string,
+      TensorToWrite
+    >;
     await saveCheckpoint(dir, tensors, { maxShardSize: 120 });
     const ckpt = await openCheckpoint(dir);
     expect(ckpt.files.length).toBe(2);
@@ -170,10 +199,22 @@ describe("openCheckpoint", () => {
     ["no weight_map", '{"metadata": {}}', /index has no weight_map object/],
     ["weight_map not an object", '{"weight_map": ["a"]}', /index has no weight_map object/],
     ["value not a string", '{"weight_map": {"a": 1}}', /weight_map value of "a" is not a string/],
-    ["path outside the directory", '{"weight_map": {"a": "../s1.safetensors"}}', /weight_map value "..\/s1.safetensors" of "a" is not a file name/],
+    [
+      "path outside the directory",
+      '{"weight_map": {"a": "../s1.safetensors"}}',
+      /weight_map value "..\/s1.safetensors" of "a" is not a file name/,
+    ],
     ["absolute path", '{"weight_map": {"a": "/etc/passwd"}}', /is not a file name in the index's directory/],
-    ["missing shard", '{"weight_map": {"a": "s1.safetensors", "b": "s2.safetensors"}}', /weight_map names shard "s2.safetensors", which is missing/],
-    ["tensor not in its shard", '{"weight_map": {"b": "s1.safetensors"}}', /weight_map puts "b" in "s1.safetensors", which has no such tensor/],
+    [
+      "missing shard",
+      '{"weight_map": {"a": "s1.safetensors", "b": "s2.safetensors"}}',
+      /weight_map names shard "s2.safetensors", which is missing/,
+    ],
+    [
+      "tensor not in its shard",
+      '{"weight_map": {"b": "s1.safetensors"}}',
+      /weight_map puts "b" in "s1.safetensors", which has no such tensor/,
+    ],
     ["duplicate tensor", '{"weight_map": {"a": "s1.safetensors", "a": "s1.safetensors"}}', /weight_map lists tensor "a" twice/],
     ["two weight_maps", '{"weight_map": {}, "weight_map": {"a": "s1.safetensors"}}', /index has two weight_map keys/],
   ];

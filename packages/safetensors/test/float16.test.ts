@@ -66,7 +66,22 @@ describe("F16", () => {
   });
 
   it("overflows to Inf at 65520 (the tie above 65504), underflows to ±0 below 2^-25", () => {
-    const got = float32ToF16(new Float32Array([65504, 65519.99, 65520, 1e9, -1e9, Number.POSITIVE_INFINITY, 2 ** -24, 2 ** -25, 2 ** -25 * 1.01, -(2 ** -26), 0, -0]));
+    const got = float32ToF16(
+      new Float32Array([
+        65504,
+        65519.99,
+        65520,
+        1e9,
+        -1e9,
+        Number.POSITIVE_INFINITY,
+        2 ** -24,
+        2 ** -25,
+        2 ** -25 * 1.01,
+        -(2 ** -26),
+        0,
+        -0,
+      ]),
+    );
     expect([...got]).toEqual([0x7bff, 0x7bff, 0x7c00, 0x7c00, 0xfc00, 0x7c00, 0x0001, 0x0000, 0x0001, 0x8000, 0, 0x8000]);
   });
 
@@ -81,7 +96,9 @@ describe("F16", () => {
     const halves = float32ToF16(values);
     values.forEach((x, i) => {
       const h = halves[i];
-      const neighbours: [number, number][] = [h - 1, h + 1].filter((n) => (n & 0x7fff) <= 0x7bff && n >= 0 && n < 65536 && (n & 0x8000) === (h & 0x8000)).map((n) => [halfValue(n), n]);
+      const neighbours: [number, number][] = [h - 1, h + 1]
+        .filter((n) => (n & 0x7fff) <= 0x7bff && n >= 0 && n < 65536 && (n & 0x8000) === (h & 0x8000))
+        .map((n) => [halfValue(n), n]);
       if ((h & 0x7fff) <= 0x7bff) expectNearestEven(x, halfValue(h), neighbours, h);
       else expect(Math.abs(x)).toBeGreaterThanOrEqual(65520);
     });
@@ -91,7 +108,7 @@ describe("F16", () => {
 describe("BF16", () => {
   it("decodes by shifting into the high half (exact, all 65536 patterns)", () => {
     const decoded = new Uint32Array(bf16ToFloat32(ALL_16_BIT).buffer);
-    for (let h = 0; h < 65536; h++) expect(decoded[h]).toBe(h << 16 >>> 0);
+    for (let h = 0; h < 65536; h++) expect(decoded[h]).toBe((h << 16) >>> 0);
   });
 
   it("rounds to nearest even, including exact ties, carries into Inf, keeps NaN", () => {
@@ -110,7 +127,12 @@ describe("BF16", () => {
       if ((h & 0x7fff) >= 0x7f80) return expect(Math.abs(x)).toBeGreaterThan(3.38e38);
       const sameSign = [h - 1, h + 1].filter((n) => (n & 0x8000) === (h & 0x8000) && (n & 0x7fff) < 0x7f80);
       const neighbours = bf16ToFloat32(new Uint16Array(sameSign));
-      expectNearestEven(x, decoded[i], sameSign.map((n, j) => [neighbours[j], n]), h);
+      expectNearestEven(
+        x,
+        decoded[i],
+        sameSign.map((n, j) => [neighbours[j], n]),
+        h,
+      );
     });
   });
 });

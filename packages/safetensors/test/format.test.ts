@@ -84,7 +84,21 @@ describe("byte-exact writer", () => {
     expect(await written(tensors)).toEqual(new Uint8Array(await readFile(goldenPath("all-dtypes.safetensors"))));
     // R8 as observed in the reference output.
     expect(golden.names.map((n) => golden.info(n).dtype)).toEqual([
-      "U64", "I64", "F64", "F32", "U32", "I32", "BF16", "F16", "U16", "I16", "F8_E4M3", "F8_E5M2", "I8", "U8", "BOOL",
+      "U64",
+      "I64",
+      "F64",
+      "F32",
+      "U32",
+      "I32",
+      "BF16",
+      "F16",
+      "U16",
+      "I16",
+      "F8_E4M3",
+      "F8_E5M2",
+      "I8",
+      "U8",
+      "BOOL",
     ]);
     const seeds = ["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2"];
     for (const name of golden.names) {
@@ -103,7 +117,20 @@ describe("byte-exact writer", () => {
     const bytes = await written(tensors, { 'k\t"é': "v\x00\u2029/\\" });
     expect(bytes).toEqual(new Uint8Array(await readFile(goldenPath("names.safetensors"))));
     const back = await parseSafetensors(bytes);
-    expect(back.names).toEqual(["", "0", "10", "9", 'a"b', "back\\slash", "ctl\x01\x1f\x7f", "new\nline", "ñ", "\u2028", "\uff00", "\u{1F600}"]);
+    expect(back.names).toEqual([
+      "",
+      "0",
+      "10",
+      "9",
+      'a"b',
+      "back\\slash",
+      "ctl\x01\x1f\x7f",
+      "new\nline",
+      "ñ",
+      "\u2028",
+      "\uff00",
+      "\u{1F600}",
+    ]);
     expect(back.metadata).toEqual({ 'k\t"é': "v\x00\u2029/\\" });
   });
 

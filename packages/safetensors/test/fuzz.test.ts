@@ -22,14 +22,16 @@ function random(seed: number) {
 }
 type Random = ReturnType<typeof random>;
 
-const headerEnd = (b: Uint8Array) => (b.length >= 8 ? Math.min(b.length, 8 + Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true) & 0xffffffn)) : b.length);
-const JSON_BYTES = [..."{}[]\",:0123456789-.eE \\u"].map((c) => c.charCodeAt(0));
+const headerEnd = (b: Uint8Array) =>
+  b.length >= 8 ? Math.min(b.length, 8 + Number(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true) & 0xffffffn)) : b.length;
+const JSON_BYTES = [...'{}[]",:0123456789-.eE \\u'].map((c) => c.charCodeAt(0));
 
 const MUTATIONS: ((b: Uint8Array, r: Random, other: Uint8Array) => Uint8Array)[] = [
   // flip bits in a few bytes, mostly in the header
   (b, r) => {
     const out = b.slice();
-    for (let k = 1 + r.int(4); k > 0 && out.length > 0; k--) out[r.next() < 0.8 ? r.int(headerEnd(out)) : r.int(out.length)] ^= 1 << r.int(8);
+    for (let k = 1 + r.int(4); k > 0 && out.length > 0; k--)
+      out[r.next() < 0.8 ? r.int(headerEnd(out)) : r.int(out.length)] ^= 1 << r.int(8);
     return out;
   },
   // overwrite a header byte with a JSON-significant character
@@ -53,7 +55,12 @@ const MUTATIONS: ((b: Uint8Array, r: Random, other: Uint8Array) => Uint8Array)[]
     if (out.length < 8) return out;
     const n = new DataView(out.buffer).getBigUint64(0, true);
     const choice = r.int(3);
-    const value = choice === 0 ? n + BigInt(r.int(17) - 8) : choice === 1 ? BigInt(r.int(out.length + 16)) : 2n ** BigInt(20 + r.int(44)) + BigInt(r.int(1000));
+    const value =
+      choice === 0
+        ? n + BigInt(r.int(17) - 8)
+        : choice === 1
+          ? BigInt(r.int(out.length + 16))
+          : 2n ** BigInt(20 + r.int(44)) + BigInt(r.int(1000));
     out.set(u64le(value < 0n ? 0n : value & (2n ** 64n - 1n)));
     return out;
   },
@@ -70,7 +77,10 @@ const MUTATIONS: ((b: Uint8Array, r: Random, other: Uint8Array) => Uint8Array)[]
     return out;
   },
   // append or delete bytes at the end
-  (b, r) => (r.next() < 0.5 ? b.slice(0, Math.max(0, b.length - 1 - r.int(8))) : Uint8Array.from([...b, ...Array.from({ length: 1 + r.int(8) }, () => r.int(256))])),
+  (b, r) =>
+    r.next() < 0.5
+      ? b.slice(0, Math.max(0, b.length - 1 - r.int(8)))
+      : Uint8Array.from([...b, ...Array.from({ length: 1 + r.int(8) }, () => r.int(256))]),
 ];
 
 /** Whatever parses must describe its data exactly and read back at the declared sizes. */
@@ -94,7 +104,8 @@ async function check(bytes: Uint8Array, open: () => Promise<SafetensorsFile>): P
   try {
     file = await open();
   } catch (e) {
-    if (!(e instanceof SafetensorsFormatError)) throw new Error(`unexpected ${String(e)} for bytes ${Buffer.from(bytes).toString("hex").slice(0, 400)}`);
+    if (!(e instanceof SafetensorsFormatError))
+      throw new Error(`unexpected ${String(e)} for bytes ${Buffer.from(bytes).toString("hex").slice(0, 400)}`);
     expect(e.message).not.toMatch(/[\r\n]/);
     return "rejected";
   }
@@ -109,7 +120,12 @@ const seeds: Uint8Array[] = await Promise.all(
     async (name) => new Uint8Array(await readFile(goldenPath(name))),
   ),
 );
-seeds.push(assemble('{"ab":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},"b":{"dtype":"F32","shape":[2],"data_offsets":[3,11]}}', new Uint8Array(11)));
+seeds.push(
+  assemble(
+    '{"ab":{"dtype":"U8","shape":[3],"data_offsets":[0,3]},"b":{"dtype":"F32","shape":[2],"data_offsets":[3,11]}}',
+    new Uint8Array(11),
+  ),
+);
 
 function mutant(r: Random): Uint8Array {
   let bytes = r.pick(seeds);

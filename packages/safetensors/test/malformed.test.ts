@@ -31,7 +31,11 @@ const CASES: [string, Uint8Array, RegExp][] = [
   ["unexpected field", assemble(`{"w":${u8(0, 1).slice(0, -1)},"extra":1}}`, zeros(1)), /tensor "w": unexpected field "extra"/],
   ["unknown dtype", assemble(`{"w":${entry("Q8", [1], [0, 1])}}`, zeros(1)), /tensor "w": unknown dtype "Q8"/],
   ["unsupported dtype", assemble(`{"w":${entry("F4", [2], [0, 1])}}`, zeros(1)), /tensor "w": dtype F4 is not supported/],
-  ["dtype not a string", assemble('{"w":{"dtype":4,"shape":[],"data_offsets":[0,4]}}', zeros(4)), /tensor "w": dtype is a number, not a string/],
+  [
+    "dtype not a string",
+    assemble('{"w":{"dtype":4,"shape":[],"data_offsets":[0,4]}}', zeros(4)),
+    /tensor "w": dtype is a number, not a string/,
+  ],
   ["negative dim", assemble(`{"w":${entry("U8", [-1], [0, 0])}}`), /tensor "w": shape must be an array of non-negative integers/],
   ["fractional dim", assemble(`{"w":${entry("U8", [1.5], [0, 0])}}`), /shape must be an array/],
   ["shape not an array", assemble(`{"w":${entry("U8", 3, [0, 3])}}`, zeros(3)), /shape must be an array/],
@@ -39,19 +43,35 @@ const CASES: [string, Uint8Array, RegExp][] = [
   ["string offset", assemble(`{"w":${entry("U8", [1], [0, "1"])}}`, zeros(1)), /data_offsets must be \[begin, end\]/],
   ["negative offset", assemble(`{"w":${entry("U8", [1], [-1, 0])}}`), /data_offsets must be/],
   ["end before begin", assemble(`{"w":${entry("U8", [0], [4, 0])}}`, zeros(4)), /tensor "w": data_offsets \[4,0\]: end is before begin/],
-  ["shape x dtype != bytes", assemble(`{"w":${entry("F32", [2], [0, 4])}}`, zeros(4)), /tensor "w": F32 \[2\] needs 8 bytes but data_offsets \[0,4\] hold 4/],
+  [
+    "shape x dtype != bytes",
+    assemble(`{"w":${entry("F32", [2], [0, 4])}}`, zeros(4)),
+    /tensor "w": F32 \[2\] needs 8 bytes but data_offsets \[0,4\] hold 4/,
+  ],
   ["overflowing shape", assemble(`{"w":${entry("F32", [2 ** 40, 2 ** 40], [0, 4])}}`, zeros(4)), /needs too many bytes/],
   ["overlap", assemble(`{"a":${u8(0, 8)},"b":${u8(4, 12)}}`, zeros(12)), /tensor "b": data_offsets \[4,12\] overlap tensor "a" \[0,8\]/],
   ["same offsets twice", assemble(`{"a":${u8(0, 4)},"b":${u8(0, 4)}}`, zeros(4)), /overlap tensor/],
-  ["hole", assemble(`{"a":${u8(0, 4)},"b":${u8(8, 12)}}`, zeros(12)), /tensor "b": data_offsets \[8,12\] leave a hole: bytes \[4,8\) belong to no tensor/],
+  [
+    "hole",
+    assemble(`{"a":${u8(0, 4)},"b":${u8(8, 12)}}`, zeros(12)),
+    /tensor "b": data_offsets \[8,12\] leave a hole: bytes \[4,8\) belong to no tensor/,
+  ],
   ["not starting at 0", assemble(`{"a":${u8(4, 8)}}`, zeros(8)), /leave a hole: bytes \[0,4\)/],
-  ["offsets past the data", assemble(`{"a":${u8(0, 8)}}`, zeros(6)), /tensor "a": data_offsets \[0,8\] run past the end of the data \(6 bytes\): truncated file\?/],
+  [
+    "offsets past the data",
+    assemble(`{"a":${u8(0, 8)}}`, zeros(6)),
+    /tensor "a": data_offsets \[0,8\] run past the end of the data \(6 bytes\): truncated file\?/,
+  ],
   ["trailing bytes", assemble(`{"a":${u8(0, 4)}}`, zeros(7)), /3 trailing bytes after the last tensor/],
   ["trailing bytes, no tensors", assemble("{}", zeros(1)), /1 trailing bytes after the last tensor/],
   ["duplicate tensor name", assemble(`{"a":${u8(0, 4)},"a":${u8(0, 4)}}`, zeros(4)), /duplicate tensor name "a" in header/],
   ["duplicate via escape", assemble(`{"a":${u8(0, 4)},"\\u0061":${u8(0, 4)}}`, zeros(4)), /duplicate tensor name "a"/],
   ["duplicate metadata key", assemble('{"__metadata__":{"k":"1","k":"2"}}'), /duplicate key "k" inside "__metadata__"/],
-  ["duplicate field", assemble('{"w":{"dtype":"U8","dtype":"U8","shape":[],"data_offsets":[0,1]}}', zeros(1)), /duplicate key "dtype" inside "w"/],
+  [
+    "duplicate field",
+    assemble('{"w":{"dtype":"U8","dtype":"U8","shape":[],"data_offsets":[0,1]}}', zeros(1)),
+    /duplicate key "dtype" inside "w"/,
+  ],
 ];
 
 describe("malformed files", () => {

@@ -28,9 +28,21 @@ function sample(dtype: Dtype, numel: number, seed: number): TensorArray {
 }
 
 const expectedArrayType: Record<Dtype, string> = {
-  F64: "Float64Array", F32: "Float32Array", F16: "Uint16Array", BF16: "Uint16Array", I64: "BigInt64Array", I32: "Int32Array",
-  I16: "Int16Array", I8: "Int8Array", U8: "Uint8Array", BOOL: "Uint8Array", U16: "Uint16Array", U32: "Uint32Array",
-  U64: "BigUint64Array", F8_E4M3: "Uint8Array", F8_E5M2: "Uint8Array",
+  F64: "Float64Array",
+  F32: "Float32Array",
+  F16: "Uint16Array",
+  BF16: "Uint16Array",
+  I64: "BigInt64Array",
+  I32: "Int32Array",
+  I16: "Int16Array",
+  I8: "Int8Array",
+  U8: "Uint8Array",
+  BOOL: "Uint8Array",
+  U16: "Uint16Array",
+  U32: "Uint32Array",
+  U64: "BigUint64Array",
+  F8_E4M3: "Uint8Array",
+  F8_E5M2: "Uint8Array",
 };
 
 describe("round trips", () => {
@@ -84,10 +96,12 @@ describe("round trips", () => {
   it("accepts raw little-endian bytes and lazily produced data (sync or async)", async () => {
     const path = join(dir, "lazy.safetensors");
     const produced: string[] = [];
-    const produce = <T>(name: string, data: T) => () => {
-      produced.push(name);
-      return data;
-    };
+    const produce =
+      <T>(name: string, data: T) =>
+      () => {
+        produced.push(name);
+        return data;
+      };
     await writeSafetensors(path, {
       raw: { dtype: "F32", shape: [2], data: new Uint8Array(new Float32Array([0.25, -8]).buffer) },
       lazy: { dtype: "I32", shape: [3], data: produce("lazy", new Int32Array([1, -2, 3])) },
@@ -146,7 +160,11 @@ describe("unaligned data (a writer that does not pad its header)", () => {
     const file = await openSafetensors(path);
     const all = [];
     for await (const t of file) all.push([t.name, Array.from(t.data as ArrayLike<number | bigint>)]);
-    expect(all).toEqual([["ab", [7, 8, 9]], ["b", [1.5, -2]], ["c", [-5n]]]);
+    expect(all).toEqual([
+      ["ab", [7, 8, 9]],
+      ["b", [1.5, -2]],
+      ["c", [-5n]],
+    ]);
     await file.close();
   });
 });
@@ -154,7 +172,11 @@ describe("unaligned data (a writer that does not pad its header)", () => {
 describe("writer checks", () => {
   const cases: [string, Record<string, TensorToWrite>, RegExp][] = [
     ["data size", { w: { dtype: "F32", shape: [2, 2], data: new Float32Array(3) } }, /tensor "w": F32 \[2,2\] needs 16 bytes, got 12/],
-    ["array type", { w: { dtype: "F32", shape: [2], data: new Int32Array(2) as unknown as Float32Array } }, /takes its typed array or a Uint8Array of raw bytes, not Int32Array/],
+    [
+      "array type",
+      { w: { dtype: "F32", shape: [2], data: new Int32Array(2) as unknown as Float32Array } },
+      /takes its typed array or a Uint8Array of raw bytes, not Int32Array/,
+    ],
     ["dtype", { w: { dtype: "F4" as "F32", shape: [2], data: new Float32Array(2) } }, /tensor "w": unknown dtype "F4"/],
     ["shape", { w: { dtype: "F32", shape: [-1], data: new Float32Array(0) } }, /shape must be an array of non-negative integers/],
     ["fractional shape", { w: { dtype: "F32", shape: [1.5], data: new Float32Array(0) } }, /shape must be an array/],

@@ -1,7 +1,10 @@
 // Peer-engine matmul benchmarks (jax-js, tfjs-webgpu) so balora's matmul GFLOP/s can be compared
 // side by side on the same WebGPU adapter in the same Node process; caller must set up navigator.gpu first.
 
-/** @typedef {{ gflops: number, maxAbsErr: number, firstCallMs: number, medianMs: number, timesMs: number[], initMs: number, adapter: string, n: number, batch: number, reps: number }} PeerResult */
+/**
+ * @typedef {{ gflops: number, maxAbsErr: number, firstCallMs: number, medianMs: number, timesMs: number[], initMs: number,
+ *   adapter: string, n: number, batch: number, reps: number }} PeerResult
+ */
 
 // ---------------------------------------------------------------------------
 // shared helpers
@@ -31,7 +34,13 @@ function makeInputs(n) {
 /** A few (row, col) entries to check: the four corners, the centre, and some pseudo-random ones. */
 function samplePoints(n, count = 16) {
   const rnd = mulberry32(0x5eed ^ n);
-  const pts = [[0, 0], [0, n - 1], [n - 1, 0], [n - 1, n - 1], [n >> 1, n >> 1]];
+  const pts = [
+    [0, 0],
+    [0, n - 1],
+    [n - 1, 0],
+    [n - 1, n - 1],
+    [n >> 1, n >> 1],
+  ];
   while (pts.length < count) pts.push([Math.floor(rnd() * n), Math.floor(rnd() * n)]);
   return pts;
 }
@@ -57,9 +66,9 @@ function median(xs) {
 }
 
 function describeAdapter(info) {
-  if (!info) return 'unknown';
+  if (!info) return "unknown";
   const parts = [info.vendor, info.architecture, info.description || info.device].filter(Boolean);
-  return parts.length ? parts.join(' / ') : 'unknown';
+  return parts.length ? parts.join(" / ") : "unknown";
 }
 
 function reasonOf(e) {
@@ -100,7 +109,7 @@ async function measure({ n, reps, batch, once, batchRun, a, b }) {
 }
 
 function noWebGPU() {
-  return typeof globalThis.navigator === 'undefined' || !globalThis.navigator || !globalThis.navigator.gpu;
+  return typeof globalThis.navigator === "undefined" || !globalThis.navigator || !globalThis.navigator.gpu;
 }
 
 // ---------------------------------------------------------------------------
@@ -110,20 +119,20 @@ let jaxState = null; // Promise<{ jax, initMs, adapter } | { skipped }>
 
 function loadJax() {
   // Not memoised: the caller may set up navigator.gpu after a first (skipped) call.
-  if (noWebGPU()) return Promise.resolve({ skipped: 'globalThis.navigator.gpu is not set up' });
+  if (noWebGPU()) return Promise.resolve({ skipped: "globalThis.navigator.gpu is not set up" });
   jaxState ??= (async () => {
     let jax;
     try {
-      jax = await import('@jax-js/jax');
+      jax = await import("@jax-js/jax");
     } catch (e) {
       return { skipped: `@jax-js/jax not importable: ${reasonOf(e)}` };
     }
     try {
       const t0 = performance.now();
-      const available = await jax.init('webgpu');
+      const available = await jax.init("webgpu");
       const initMs = performance.now() - t0;
-      if (!available.includes('webgpu')) return { skipped: 'jax-js: webgpu backend failed to initialise' };
-      let adapter = 'unknown';
+      if (!available.includes("webgpu")) return { skipped: "jax-js: webgpu backend failed to initialise" };
+      let adapter = "unknown";
       try {
         adapter = describeAdapter(jax.getWebGPUDevice().adapterInfo);
       } catch {
@@ -154,9 +163,9 @@ export async function jaxMatmulGflops(n, { reps = 5, batch = 4 } = {}) {
   try {
     // Explicit device so the arrays (and therefore the matmul) are committed to WebGPU,
     // whatever the caller's jax defaultDevice is.
-    A = np.array(a, { shape: [n, n], dtype: np.float32, device: 'webgpu' });
-    B = np.array(b, { shape: [n, n], dtype: np.float32, device: 'webgpu' });
-    if (A.device !== 'webgpu') return { skipped: `jax-js placed input on ${A.device}, not webgpu` };
+    A = np.array(a, { shape: [n, n], dtype: np.float32, device: "webgpu" });
+    B = np.array(b, { shape: [n, n], dtype: np.float32, device: "webgpu" });
+    if (A.device !== "webgpu") return { skipped: `jax-js placed input on ${A.device}, not webgpu` };
 
     // jax-js ops consume their arguments (move semantics), so pass `.ref` to keep A/B alive.
     // jax-js is lazy: an unread result is never dispatched, so each non-final result is
@@ -164,7 +173,7 @@ export async function jaxMatmulGflops(n, { reps = 5, batch = 4 } = {}) {
     // released; only the last one is read back with the async data().
     const once = async () => {
       const C = np.matmul(A.ref, B.ref);
-      if (C.device !== 'webgpu') {
+      if (C.device !== "webgpu") {
         C.dispose();
         throw new Error(`jax-js matmul ran on ${C.device}`);
       }
@@ -200,13 +209,13 @@ let tfState = null; // Promise<{ tf, initMs, adapter } | { skipped }>
 
 function loadTf() {
   // Not memoised: the caller may set up navigator.gpu after a first (skipped) call.
-  if (noWebGPU()) return Promise.resolve({ skipped: 'globalThis.navigator.gpu is not set up' });
+  if (noWebGPU()) return Promise.resolve({ skipped: "globalThis.navigator.gpu is not set up" });
   tfState ??= (async () => {
     let tf;
     try {
-      tf = await import('@tensorflow/tfjs-core');
+      tf = await import("@tensorflow/tfjs-core");
       // The backend package registers 'webgpu' at import time, and only if navigator.gpu exists.
-      await import('@tensorflow/tfjs-backend-webgpu');
+      await import("@tensorflow/tfjs-backend-webgpu");
     } catch (e) {
       return { skipped: `tfjs not importable: ${reasonOf(e)}` };
     }
@@ -214,11 +223,11 @@ function loadTf() {
       const t0 = performance.now();
       // Without this, tfjs-webgpu runs ops whose inputs are still CPU-resident and have
       // < WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD (1000) elements on its CPU kernels (n < 32 here).
-      tf.env().set('WEBGPU_CPU_FORWARD', false);
-      const ok = await tf.setBackend('webgpu');
+      tf.env().set("WEBGPU_CPU_FORWARD", false);
+      const ok = await tf.setBackend("webgpu");
       await tf.ready();
       const initMs = performance.now() - t0;
-      if (!ok || tf.getBackend() !== 'webgpu') {
+      if (!ok || tf.getBackend() !== "webgpu") {
         return { skipped: `tfjs: webgpu backend not active (setBackend=${ok}, getBackend()=${tf.getBackend()})` };
       }
       const be = tf.backend();
@@ -241,17 +250,17 @@ export async function tfjsMatmulGflops(n, { reps = 5, batch = 4 } = {}) {
   if (st.skipped) return { skipped: st.skipped };
   const { tf, initMs, adapter } = st;
   // Someone else may have switched backends since we initialised.
-  if (tf.getBackend() !== 'webgpu') {
-    const ok = await tf.setBackend('webgpu');
-    if (!ok || tf.getBackend() !== 'webgpu') return { skipped: 'tfjs: could not re-activate the webgpu backend' };
+  if (tf.getBackend() !== "webgpu") {
+    const ok = await tf.setBackend("webgpu");
+    if (!ok || tf.getBackend() !== "webgpu") return { skipped: "tfjs: could not re-activate the webgpu backend" };
   }
   const { a, b } = makeInputs(n);
 
   let A = null;
   let B = null;
   try {
-    A = tf.tensor2d(a, [n, n], 'float32');
-    B = tf.tensor2d(b, [n, n], 'float32');
+    A = tf.tensor2d(a, [n, n], "float32");
+    B = tf.tensor2d(b, [n, n], "float32");
 
     // tfjs batches dispatches into command encoders and submits on readback (or every
     // WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE ops); disposing a pending result is safe, tfjs defers
@@ -270,7 +279,7 @@ export async function tfjsMatmulGflops(n, { reps = 5, batch = 4 } = {}) {
     };
 
     const res = await measure({ n, reps, batch, once, batchRun, a, b });
-    if (tf.getBackend() !== 'webgpu') return { skipped: 'tfjs backend changed during the run' };
+    if (tf.getBackend() !== "webgpu") return { skipped: "tfjs backend changed during the run" };
     return { ...res, initMs, adapter, n, batch, reps };
   } catch (e) {
     return { skipped: `tfjs matmul failed: ${reasonOf(e)}` };

@@ -31,7 +31,12 @@ const peak = PEAKS.find(([re]) => re.test(adapter))?.[1];
 
 const out = (obj) => {
   if (json) console.log(JSON.stringify(obj));
-  else console.log(Object.entries(obj).map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`).join("  "));
+  else
+    console.log(
+      Object.entries(obj)
+        .map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`)
+        .join("  "),
+    );
 };
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
@@ -58,7 +63,12 @@ async function baloraMatmul(n, { reps = 5, batch = 4 } = {}) {
   const c = T.matmul(a, b);
   const [cv, av, bv] = [await c.data(), await a.data(), await b.data()];
   let maxAbsErr = 0;
-  for (const [i, j] of [[0, 0], [n - 1, n - 1], [n >> 1, 3 % n], [7 % n, n >> 2]]) {
+  for (const [i, j] of [
+    [0, 0],
+    [n - 1, n - 1],
+    [n >> 1, 3 % n],
+    [7 % n, n >> 2],
+  ]) {
     let s = 0;
     for (let k = 0; k < n; k++) s += av[i * n + k] * bv[k * n + j];
     maxAbsErr = Math.max(maxAbsErr, Math.abs(cv[i * n + j] - s));
@@ -92,9 +102,21 @@ if (which === "matmul" || which === "all") {
   const sizes = [256, 512, 1024, ...(software ? [] : [4096])];
   for (const n of sizes) {
     const ours = await baloraMatmul(n);
-    out({ bench: "matmul", n, impl: "balora", gflops: ours.gflops, maxAbsErr: ours.maxAbsErr, firstCallMs: ours.firstCallMs, adapter, ...(peak ? { fractionOfPeak: ours.gflops / peak } : {}) });
+    out({
+      bench: "matmul",
+      n,
+      impl: "balora",
+      gflops: ours.gflops,
+      maxAbsErr: ours.maxAbsErr,
+      firstCallMs: ours.firstCallMs,
+      adapter,
+      ...(peak ? { fractionOfPeak: ours.gflops / peak } : {}),
+    });
     const peers = [];
-    for (const [impl, fn] of [["jax-js", jaxMatmulGflops], ["tfjs-webgpu", tfjsMatmulGflops]]) {
+    for (const [impl, fn] of [
+      ["jax-js", jaxMatmulGflops],
+      ["tfjs-webgpu", tfjsMatmulGflops],
+    ]) {
       if (n > 1024 && software) continue;
       const r = await fn(n);
       if (r.skipped) out({ bench: "matmul", n, impl, skipped: r.skipped, adapter });

@@ -135,7 +135,8 @@ function topoSort(root: Tensor): Tensor[] {
  */
 export function backward(root: Tensor, seed?: Tensor): void {
   root.check("backward");
-  if (!root.requiresGrad) throw new ArgumentError(`backward: ${root} does not require grad (no input had requiresGrad = true, or it was built under noGrad)`);
+  if (!root.requiresGrad)
+    throw new ArgumentError(`backward: ${root} does not require grad (no input had requiresGrad = true, or it was built under noGrad)`);
   if (!seed && root.size !== 1) throw new ArgumentError(`backward: ${root} is not a scalar; pass the upstream gradient explicitly`);
   const order = topoSort(root);
   const grads = new Map<Tensor, Tensor>();

@@ -58,7 +58,10 @@ const make = (shape: Shape, v: number, opts: CreateOptions): Tensor => {
   checkShape("full", shape);
   const dtype = opts.dtype ?? "f32";
   const b = opts.backend ?? getDefaultBackend();
-  const t = dtype === "f32" || dtype === "i32" ? fill(b, shape, v, dtype) : new Tensor(b.upload(dtype, new Float32Array(numel(shape)).fill(v)), [...shape]);
+  const t =
+    dtype === "f32" || dtype === "i32"
+      ? fill(b, shape, v, dtype)
+      : new Tensor(b.upload(dtype, new Float32Array(numel(shape)).fill(v)), [...shape]);
   if (opts.requiresGrad) t.requiresGrad = true;
   return t;
 };
@@ -74,7 +77,11 @@ export function arange(start: number, end?: number, step = 1, opts: CreateOption
   if (end === undefined) [start, end] = [0, start];
   if (step === 0) throw new ArgumentError("arange: step must not be 0");
   const n = Math.max(0, Math.ceil((end - start) / step));
-  return tensor(Array.from({ length: n }, (_, i) => start + i * step), [n], opts);
+  return tensor(
+    Array.from({ length: n }, (_, i) => start + i * step),
+    [n],
+    opts,
+  );
 }
 
 /** A small, fast, seedable PRNG (mulberry32) so initialisations are reproducible everywhere. */
@@ -138,7 +145,10 @@ export const randint = (shape: Shape, low: number, high: number, opts: RandomOpt
 export function tensorFromBytes(bytes: Uint8Array, dtype: DType, shape: Shape, opts: Omit<CreateOptions, "dtype"> = {}): Tensor {
   checkShape("tensorFromBytes", shape);
   const want = numel(shape) * bytesPerElement(dtype);
-  if (bytes.byteLength !== want) throw new ShapeError(`tensorFromBytes: ${bytes.byteLength} bytes do not hold a ${dtype} tensor of shape ${fmtShape(shape)} (${want} bytes)`);
+  if (bytes.byteLength !== want)
+    throw new ShapeError(
+      `tensorFromBytes: ${bytes.byteLength} bytes do not hold a ${dtype} tensor of shape ${fmtShape(shape)} (${want} bytes)`,
+    );
   const backend = opts.backend ?? getDefaultBackend();
   const t = new Tensor(backend.uploadBytes(dtype, bytes), [...shape]);
   if (opts.requiresGrad) t.requiresGrad = true;

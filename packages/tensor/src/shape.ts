@@ -46,7 +46,8 @@ export function broadcastStrides(s: Shape, strides: readonly number[], target: S
 
 export function normalizeAxis(op: string, axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(axis) || a < 0 || a >= rank) throw new IndexError(`${op}: axis ${axis} is out of range for a tensor of rank ${rank}`);
+  if (!Number.isInteger(axis) || a < 0 || a >= rank)
+    throw new IndexError(`${op}: axis ${axis} is out of range for a tensor of rank ${rank}`);
   return a;
 }
 
@@ -81,5 +82,7 @@ export function collapseDims(shape: Shape, stridesList: (readonly number[])[]): 
 }
 
 export function checkShape(op: string, s: Shape): void {
-  for (const d of s) if (!Number.isInteger(d) || d < 0) throw new ShapeError(`${op}: invalid shape ${fmtShape(s)} (dimensions must be non-negative integers)`);
+  for (const d of s)
+    if (!Number.isInteger(d) || d < 0)
+      throw new ShapeError(`${op}: invalid shape ${fmtShape(s)} (dimensions must be non-negative integers)`);
 }

@@ -24,7 +24,10 @@ export function setDefaultBackend(b: Backend | null): void {
 export const peekDefaultBackend = (): Backend | null => defaultBackend;
 
 export function getDefaultBackend(): Backend {
-  if (!defaultBackend) throw new ArgumentError("no default backend: call `await initWebGPU()` (or setDefaultBackend(cpuBackend())) first, or pass { backend }");
+  if (!defaultBackend)
+    throw new ArgumentError(
+      "no default backend: call `await initWebGPU()` (or setDefaultBackend(cpuBackend())) first, or pass { backend }",
+    );
   return defaultBackend;
 }
 
@@ -160,7 +163,9 @@ export function sameBackend(op: string, ...ts: Tensor[]): Backend {
   for (const t of ts) {
     t.check(op);
     if (t.backend !== b)
-      throw new BackendMismatchError(`${op}: tensors live on different backends (${b.description} and ${t.backend.description}); move them with toBackend()`);
+      throw new BackendMismatchError(
+        `${op}: tensors live on different backends (${b.description} and ${t.backend.description}); move them with toBackend()`,
+      );
   }
   return b;
 }

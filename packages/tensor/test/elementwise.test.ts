@@ -49,14 +49,32 @@ const binaryCases: [string, (a: T.Tensor, b: T.Tensor) => T.Tensor, { low?: numb
 
 describe("binary ops with broadcasting", () => {
   const shapes: [number[], number[]][] = [
-    [[5, 7], [5, 7]],
-    [[3, 1, 5], [4, 1]],
+    [
+      [5, 7],
+      [5, 7],
+    ],
+    [
+      [3, 1, 5],
+      [4, 1],
+    ],
     [[1], [2, 3, 17]],
-    [[6, 1], [1, 9]],
+    [
+      [6, 1],
+      [1, 9],
+    ],
   ];
   for (const [name, fn, range] of binaryCases) {
     it(name, async () => {
-      for (const [sa, sb] of shapes) await checkOp(`${name} ${sa} ${sb}`, fn, [{ shape: sa, ...range }, { shape: sb, ...range }], { atol: 2e-6, rtol: 2e-6, gradAtol: 1e-5, gradRtol: 1e-5 });
+      for (const [sa, sb] of shapes)
+        await checkOp(
+          `${name} ${sa} ${sb}`,
+          fn,
+          [
+            { shape: sa, ...range },
+            { shape: sb, ...range },
+          ],
+          { atol: 2e-6, rtol: 2e-6, gradAtol: 1e-5, gradRtol: 1e-5 },
+        );
     });
   }
   it("scalar operands", async () => {
@@ -97,7 +115,9 @@ describe("16-bit storage", () => {
   it("cast f32 -> bf16/f16 rounds to nearest even exactly like the oracle (odd sizes, views)", async () => {
     const gpu = await getGpu();
     const rng = new T.Rng(3);
-    const vals = Array.from({ length: 1001 }, (_, i) => (i % 7 === 0 ? 1 + (i % 3) * 2 ** -8 + 2 ** -9 : (rng.next() - 0.5) * 10 ** ((i % 9) - 4)));
+    const vals = Array.from({ length: 1001 }, (_, i) =>
+      i % 7 === 0 ? 1 + (i % 3) * 2 ** -8 + 2 ** -9 : (rng.next() - 0.5) * 10 ** ((i % 9) - 4),
+    );
     vals.push(65520, -1e-8, 3.0000001, 1e30);
     for (const dtype of ["bf16", "f16"] as const) {
       const g = T.cast(T.tensor(vals, undefined, { backend: gpu }), dtype);
@@ -118,7 +138,9 @@ describe("16-bit storage", () => {
       const f = T.tensorFromBytes(new Uint8Array(new Float32Array([1.5, -2]).buffer), "f32", [2], { backend });
       expect(Array.from(await f.data())).toEqual([1.5, -2]);
     }
-    expect(() => T.tensorFromBytes(new Uint8Array(6), "f32", [2], { backend: gpu })).toThrow(/6 bytes do not hold a f32 tensor of shape \[2\]/);
+    expect(() => T.tensorFromBytes(new Uint8Array(6), "f32", [2], { backend: gpu })).toThrow(
+      /6 bytes do not hold a f32 tensor of shape \[2\]/,
+    );
   });
 
   it("bf16 and f16 inputs are widened in-shader exactly", async () => {

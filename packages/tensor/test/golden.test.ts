@@ -104,7 +104,12 @@ describe("PyTorch goldens", () => {
     const grads = arr(g.grads);
     for (const b of await backends()) {
       const p = T.tensor(arr(g.p0), undefined, { backend: b, requiresGrad: true });
-      const opt = new T.AdamW([p], { lr: g.lr as number, betas: [g.b1 as number, g.b2 as number], eps: g.eps as number, weightDecay: g.wd as number });
+      const opt = new T.AdamW([p], {
+        lr: g.lr as number,
+        betas: [g.b1 as number, g.b2 as number],
+        eps: g.eps as number,
+        weightDecay: g.wd as number,
+      });
       for (let s = 0; s < 4; s++) {
         p.grad = T.keep(T.tensor(grads.slice(s * 7, s * 7 + 7), undefined, { backend: b }));
         opt.step();

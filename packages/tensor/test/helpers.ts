@@ -54,7 +54,9 @@ export function makeValues(spec: InputSpec, rng: Rng): number[] {
   const n = spec.shape.reduce((a, b) => a * b, 1);
   const lo = spec.low ?? -1;
   const hi = spec.high ?? 1;
-  return Array.from({ length: n }, () => (spec.dtype === "i32" ? Math.floor(lo + (hi - lo) * rng.next()) : Math.fround(lo + (hi - lo) * rng.next())));
+  return Array.from({ length: n }, () =>
+    spec.dtype === "i32" ? Math.floor(lo + (hi - lo) * rng.next()) : Math.fround(lo + (hi - lo) * rng.next()),
+  );
 }
 
 export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number, what: string): void {

@@ -109,7 +109,10 @@ function expectSameColumnsUpToSign(x: Mat, y: Mat, count: number, tol: number, w
 
 function expectRelClose(actual: Float64Array, expected: Float64Array, rtol: number, atol: number, what: string): void {
   expect(actual.length, `${what}: length`).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) expect(Math.abs(actual[i] - expected[i]), `${what}[${i}]: ${actual[i]} vs ${expected[i]}`).toBeLessThanOrEqual(atol + rtol * Math.abs(expected[i]));
+  for (let i = 0; i < expected.length; i++)
+    expect(Math.abs(actual[i] - expected[i]), `${what}[${i}]: ${actual[i]} vs ${expected[i]}`).toBeLessThanOrEqual(
+      atol + rtol * Math.abs(expected[i]),
+    );
 }
 
 const dispose = (...ts: (T.Tensor | null | undefined)[]) => ts.forEach((t) => t?.dispose());
@@ -145,7 +148,8 @@ describe("qr (Householder)", () => {
         const err = frob({ ...A, d: A.d.map((x, i) => x - qrA.d[i]) }) / frob(A);
         expect(err, `${b.kind} ${m}×${n}: ‖QR − A‖/‖A‖`).toBeLessThanOrEqual(isCpu(b) ? 1e-12 : 1e-6);
         expect(orthonormalityError(Q), `${b.kind} ${m}×${n}: QᵀQ = I`).toBeLessThanOrEqual(isCpu(b) ? 1e-12 : 1e-5);
-        for (let i = 0; i < k; i++) for (let j = 0; j < Math.min(i, n); j++) expect(at(R, i, j), `${b.kind} ${m}×${n}: R[${i},${j}]`).toBe(0);
+        for (let i = 0; i < k; i++)
+          for (let j = 0; j < Math.min(i, n); j++) expect(at(R, i, j), `${b.kind} ${m}×${n}: R[${i},${j}]`).toBe(0);
         rs.push(R);
         dispose(a, q, r);
       }
@@ -153,7 +157,8 @@ describe("qr (Householder)", () => {
       const [rc, rg] = rs;
       for (let i = 0; i < rc.rows; i++) {
         const sign = Math.sign(at(rc, i, i)) === Math.sign(at(rg, i, i)) ? 1 : -1;
-        for (let j = 0; j < rc.cols; j++) expect(Math.abs(sign * at(rg, i, j) - at(rc, i, j)), `R[${i},${j}] gpu vs cpu`).toBeLessThanOrEqual(1e-5 * (1 + frob(rc)));
+        for (let j = 0; j < rc.cols; j++)
+          expect(Math.abs(sign * at(rg, i, j) - at(rc, i, j)), `R[${i},${j}] gpu vs cpu`).toBeLessThanOrEqual(1e-5 * (1 + frob(rc)));
       }
     }
   });
@@ -202,7 +207,10 @@ describe("svd (one-sided Jacobi)", () => {
       const tol = tolerances(b);
       expect(reconstructionError(A, U, S, V), `${b.kind}: rank-4 reconstruction`).toBeLessThanOrEqual(tol.rec);
       for (let i = rank; i < n; i++) expect(S[i] / S[0], `${b.kind}: s[${i}] ≈ 0`).toBeLessThanOrEqual(isCpu(b) ? 1e-13 : 1e-5);
-      expect(orthonormalityError({ ...U, cols: rank, d: U.d.filter((_, e) => e % n < rank) }), `${b.kind}: leading U orthonormal`).toBeLessThanOrEqual(tol.orth);
+      expect(
+        orthonormalityError({ ...U, cols: rank, d: U.d.filter((_, e) => e % n < rank) }),
+        `${b.kind}: leading U orthonormal`,
+      ).toBeLessThanOrEqual(tol.orth);
       expect(orthonormalityError(V), `${b.kind}: V orthonormal`).toBeLessThanOrEqual(tol.orth);
       dispose(a, r.u, r.s, r.v);
     }
@@ -245,7 +253,11 @@ describe("svd (one-sided Jacobi)", () => {
     const [A, U, V] = [await mat(a), await mat(r.u), await mat(r.v)];
     const rec = reconstructionError(A, U, S, V);
     const [ou, ov] = [orthonormalityError(U), orthonormalityError(V)];
-    console.log(`svd 256×256 on ${gpu.description}: ${ms.toFixed(0)} ms, ‖A − USVᵀ‖/‖A‖ = ${rec.toExponential(2)}, ‖UᵀU − I‖max = ${ou.toExponential(2)}, ‖VᵀV − I‖max = ${ov.toExponential(2)}`);
+    console.log(
+      `svd 256×256 on ${gpu.description}: ${ms.toFixed(0)} ms, ‖A − USVᵀ‖/‖A‖ = ${rec.toExponential(2)}, ` +
+        `‖UᵀU − I‖max = ` +
+        `${ou.toExponential(2)}, ‖VᵀV − I‖max = ${ov.toExponential(2)}`,
+    );
     expect(rec).toBeLessThanOrEqual(1e-4);
     expect(ou).toBeLessThanOrEqual(2e-5);
     expect(ov).toBeLessThanOrEqual(2e-5);
@@ -279,7 +291,13 @@ describe("eigh", () => {
         found.push(lam);
         dispose(a, values, vectors);
       }
-      expectRelClose(found[1], found[0], 0, 2e-6 * frob({ rows: n, cols: n, d: Float64Array.from(sym) }), `${n}×${n} eigenvalues gpu vs cpu`);
+      expectRelClose(
+        found[1],
+        found[0],
+        0,
+        2e-6 * frob({ rows: n, cols: n, d: Float64Array.from(sym) }),
+        `${n}×${n} eigenvalues gpu vs cpu`,
+      );
     }
   });
 
@@ -287,11 +305,20 @@ describe("eigh", () => {
     // Q·diag(3, −3, 1, 0)·Qᵀ plus an antisymmetric part that eigh must ignore.
     const n = 4;
     const q = randomOrthonormal(n, n, 3);
-    const A = hostMatmul({ ...q, d: q.d.map((v, e) => v * [3, -3, 1, 0][e % n]) }, { rows: n, cols: n, d: Float64Array.from({ length: n * n }, (_, e) => at(q, e % n, Math.floor(e / n))) });
+    const A = hostMatmul(
+      { ...q, d: q.d.map((v, e) => v * [3, -3, 1, 0][e % n]) },
+      { rows: n, cols: n, d: Float64Array.from({ length: n * n }, (_, e) => at(q, e % n, Math.floor(e / n))) },
+    );
     const skewed = A.d.map((v, e) => v + (Math.floor(e / n) < e % n ? 0.5 : Math.floor(e / n) > e % n ? -0.5 : 0));
     for (const b of await both()) {
       const { values, vectors } = eigh(upload(skewed, [n, n], b));
-      expectRelClose(Float64Array.from(await values.data()), Float64Array.from([3, 1, 0, -3]), 0, isCpu(b) ? 1e-12 : 5e-6, `${b.kind} eigenvalues`);
+      expectRelClose(
+        Float64Array.from(await values.data()),
+        Float64Array.from([3, 1, 0, -3]),
+        0,
+        isCpu(b) ? 1e-12 : 5e-6,
+        `${b.kind} eigenvalues`,
+      );
       dispose(values, vectors);
     }
   });
@@ -349,7 +376,12 @@ describe("svdvals (top-k singular values with autograd)", () => {
     // q = min(k + oversample, N, V) = 6 = min(N, V): the basis is the whole column space.
     await checkOp("svdvals randomized full sketch", (z) => svdvals(z, 2, { method: "randomized" }), [{ shape: [6, 11] }], opts);
     // A genuine sketch (q = 4 < 15): GPU vs oracle only, no finite differences.
-    await checkOp("svdvals randomized sketch", (z) => svdvals(z, 2, { method: "randomized", oversample: 2, niter: 3 }), [{ shape: [15, 40] }], { ...opts, fd: false });
+    await checkOp(
+      "svdvals randomized sketch",
+      (z) => svdvals(z, 2, { method: "randomized", oversample: 2, niter: 3 }),
+      [{ shape: [15, 40] }],
+      { ...opts, fd: false },
+    );
   });
 
   it("randomized agrees with exact on a decaying spectrum; the default picks exact for small matrices", async () => {
@@ -399,7 +431,11 @@ describe("memory", () => {
   it("frees every intermediate: bytesInUse returns to its start after results are disposed", async () => {
     for (const b of await both()) {
       const a = upload(randomValues(23, 11, 1), [23, 11], b);
-      const sym = upload(randomValues(9, 9, 2).map((_, e, v) => v[e] + v[(e % 9) * 9 + Math.floor(e / 9)]), [9, 9], b);
+      const sym = upload(
+        randomValues(9, 9, 2).map((_, e, v) => v[e] + v[(e % 9) * 9 + Math.floor(e / 9)]),
+        [9, 9],
+        b,
+      );
       const z = upload(randomValues(6, 30, 3), [6, 30], b);
       z.requiresGrad = true;
       const start = b.memory().bytesInUse;

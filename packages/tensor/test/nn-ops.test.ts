@@ -27,8 +27,12 @@ describe("matmul", () => {
       const xs = await x.data();
       const w = T.randn([7, 19], { seed: 2 });
       const ws = await w.data();
-      const g = await T.matmul(T.tensor(xs, [5, 19], { backend: gpu }), T.tensor(ws, [7, 19], { backend: gpu, dtype }), { transB: true }).data();
-      const c = await T.matmul(T.tensor(xs, [5, 19], { backend: cpu }), T.tensor(ws, [7, 19], { backend: cpu, dtype }), { transB: true }).data();
+      const g = await T.matmul(T.tensor(xs, [5, 19], { backend: gpu }), T.tensor(ws, [7, 19], { backend: gpu, dtype }), {
+        transB: true,
+      }).data();
+      const c = await T.matmul(T.tensor(xs, [5, 19], { backend: cpu }), T.tensor(ws, [7, 19], { backend: cpu, dtype }), {
+        transB: true,
+      }).data();
       expectClose(g, c, 1e-5, 1e-5, `matmul ${dtype}`);
     }
   });
@@ -53,7 +57,10 @@ describe("matmul", () => {
           [[9, 130], [70, 9], { transA: true, transB: true }],
           [[2, 1, 4, 8], [3, 8, 4], {}],
         ] as [number[], number[], T.MatmulOptions][]) {
-          const specs = [{ shape: sa, grad: false }, { shape: sb, grad: false }];
+          const specs = [
+            { shape: sa, grad: false },
+            { shape: sb, grad: false },
+          ];
           await checkOp(`matmul ${JSON.stringify(f)} ${sa}·${sb}`, (a, b) => T.matmul(a, b, o), specs, { atol: 1e-5, rtol: 1e-5 });
         }
       }
@@ -63,7 +70,9 @@ describe("matmul", () => {
   });
   it("rejects mismatched inner dimensions", async () => {
     const gpu = await getGpu();
-    expect(() => T.matmul(T.zeros([2, 3], { backend: gpu }), T.zeros([4, 5], { backend: gpu }))).toThrow(/matmul: inner dimensions differ: \[2,3\] · \[4,5\]/);
+    expect(() => T.matmul(T.zeros([2, 3], { backend: gpu }), T.zeros([4, 5], { backend: gpu }))).toThrow(
+      /matmul: inner dimensions differ: \[2,3\] · \[4,5\]/,
+    );
   });
 });
 
@@ -82,8 +91,14 @@ describe("softmax and log-softmax", () => {
 
 describe("rmsNorm", () => {
   it("LLaMA form (x·r·w) and Gemma form (x·r·(1+w)), with gradients for x and w", async () => {
-    await checkOp("rmsNorm", (x, w) => T.rmsNorm(x, w, { eps: 1e-5 }), [{ shape: [3, 5, 67] }, { shape: [67] }], { atol: 1e-5, rtol: 1e-5 });
-    await checkOp("rmsNorm gemma", (x, w) => T.rmsNorm(x, w, { eps: 1e-6, offset: 1 }), [{ shape: [4, 300] }, { shape: [300] }], { atol: 1e-5, rtol: 1e-5 });
+    await checkOp("rmsNorm", (x, w) => T.rmsNorm(x, w, { eps: 1e-5 }), [{ shape: [3, 5, 67] }, { shape: [67] }], {
+      atol: 1e-5,
+      rtol: 1e-5,
+    });
+    await checkOp("rmsNorm gemma", (x, w) => T.rmsNorm(x, w, { eps: 1e-6, offset: 1 }), [{ shape: [4, 300] }, { shape: [300] }], {
+      atol: 1e-5,
+      rtol: 1e-5,
+    });
   });
   it("takes a frozen bf16 weight", async () => {
     await checkOp("rmsNorm bf16 w", (x, w) => T.rmsNorm(x, w), [{ shape: [4, 33] }, { shape: [33], dtype: "bf16" }]);
@@ -95,16 +110,24 @@ describe("rope", () => {
   it("rotates pairs (i, i + D/2) for both layouts, with offsets and explicit positions", async () => {
     const D = 10;
     await checkOp("rope bthd", (x, f) => T.rope(x, f), [{ shape: [2, 5, 3, D] }, { shape: [D / 2], values: invFreq(D), grad: false }]);
-    await checkOp("rope bhtd offset", (x, f) => T.rope(x, f, { layout: "bhtd", offset: 7 }), [{ shape: [2, 3, 5, D] }, { shape: [D / 2], values: invFreq(D), grad: false }]);
-    await checkOp(
-      "rope positions",
-      (x, f, p) => T.rope(x, f, { positions: p }),
-      [{ shape: [2, 4, 1, D] }, { shape: [D / 2], values: invFreq(D), grad: false }, { shape: [2, 4], dtype: "i32", values: [0, 0, 1, 2, 5, 6, 7, 8] }],
-    );
+    await checkOp("rope bhtd offset", (x, f) => T.rope(x, f, { layout: "bhtd", offset: 7 }), [
+      { shape: [2, 3, 5, D] },
+      { shape: [D / 2], values: invFreq(D), grad: false },
+    ]);
+    await checkOp("rope positions", (x, f, p) => T.rope(x, f, { positions: p }), [
+      { shape: [2, 4, 1, D] },
+      { shape: [D / 2], values: invFreq(D), grad: false },
+      { shape: [2, 4], dtype: "i32", values: [0, 0, 1, 2, 5, 6, 7, 8] },
+    ]);
   });
   it("is accurate at large positions (angle range reduction)", async () => {
     const D = 8;
-    await checkOp("rope far", (x, f) => T.rope(x, f, { offset: 100000 }), [{ shape: [1, 3, 1, D] }, { shape: [D / 2], values: invFreq(D), grad: false }], { atol: 2e-5, fd: false });
+    await checkOp(
+      "rope far",
+      (x, f) => T.rope(x, f, { offset: 100000 }),
+      [{ shape: [1, 3, 1, D] }, { shape: [D / 2], values: invFreq(D), grad: false }],
+      { atol: 2e-5, fd: false },
+    );
   });
 });
 
@@ -134,8 +157,14 @@ describe("attention", () => {
 
 describe("embedding", () => {
   it("gathers rows (f32 and bf16 tables) and scatter-adds gradients for repeated ids", async () => {
-    await checkOp("embedding", (t, ids) => T.embedding(t, ids), [{ shape: [11, 6] }, { shape: [2, 5], dtype: "i32", values: [0, 3, 3, 10, 2, 3, 0, 9, 9, 9] }]);
-    await checkOp("embedding bf16", (t, ids) => T.embedding(t, ids), [{ shape: [11, 6], dtype: "bf16" }, { shape: [3], dtype: "i32", values: [1, 2, 10] }]);
+    await checkOp("embedding", (t, ids) => T.embedding(t, ids), [
+      { shape: [11, 6] },
+      { shape: [2, 5], dtype: "i32", values: [0, 3, 3, 10, 2, 3, 0, 9, 9, 9] },
+    ]);
+    await checkOp("embedding bf16", (t, ids) => T.embedding(t, ids), [
+      { shape: [11, 6], dtype: "bf16" },
+      { shape: [3], dtype: "i32", values: [1, 2, 10] },
+    ]);
   });
   it("rejects out-of-range ids with an IndexError naming the op and shapes", async () => {
     const gpu = await getGpu();
@@ -145,7 +174,9 @@ describe("embedding", () => {
     await expect(out.data()).rejects.toThrow(/embedding: an id is out of range \[0, 10\) for table \[10,4\] \(ids \[1,2\]\): got 10/);
     // the error is reported once; the backend stays usable
     expect((await T.embedding(table, T.tensor(new Int32Array([9]), [1], { backend: gpu })).data()).length).toBe(4);
-    expect(() => T.embedding(T.zeros([10, 4], { backend: cpu }), T.tensor(new Int32Array([-1]), [1], { backend: cpu }))).toThrow(T.IndexError);
+    expect(() => T.embedding(T.zeros([10, 4], { backend: cpu }), T.tensor(new Int32Array([-1]), [1], { backend: cpu }))).toThrow(
+      T.IndexError,
+    );
   });
 });
 
@@ -154,11 +185,25 @@ describe("cross-entropy", () => {
     await checkOp(
       "xent",
       (x, y) => T.crossEntropy(x, y),
-      [{ shape: [2, 3, 37], low: -4, high: 4 }, { shape: [2, 3], dtype: "i32", values: [5, -100, 36, 0, -100, 7] }],
+      [
+        { shape: [2, 3, 37], low: -4, high: 4 },
+        { shape: [2, 3], dtype: "i32", values: [5, -100, 36, 0, -100, 7] },
+      ],
       { atol: 1e-5 },
     );
-    await checkOp("xent sum", (x, y) => T.crossEntropy(x, y, { reduction: "sum" }), [{ shape: [4, 1200], low: -4, high: 4 }, { shape: [4], dtype: "i32", values: [1, 2, 1199, 0] }], { atol: 1e-4 });
-    await checkOp("xent none", (x, y) => T.crossEntropy(x, y, { reduction: "none" }), [{ shape: [3, 9] }, { shape: [3], dtype: "i32", values: [1, -100, 8] }]);
+    await checkOp(
+      "xent sum",
+      (x, y) => T.crossEntropy(x, y, { reduction: "sum" }),
+      [
+        { shape: [4, 1200], low: -4, high: 4 },
+        { shape: [4], dtype: "i32", values: [1, 2, 1199, 0] },
+      ],
+      { atol: 1e-4 },
+    );
+    await checkOp("xent none", (x, y) => T.crossEntropy(x, y, { reduction: "none" }), [
+      { shape: [3, 9] },
+      { shape: [3], dtype: "i32", values: [1, -100, 8] },
+    ]);
   });
   it("matches a hand-computed value and is stable for logits of 1e4", async () => {
     const gpu = await getGpu();
@@ -192,6 +237,19 @@ describe("dropout and topk", () => {
     const { values, indices } = T.topk(T.tensor([[1, 5, 5, -1e30, 2]], undefined, { backend: gpu }), 4);
     expect(Array.from(await values.data())).toEqual([5, 5, 2, 1]);
     expect(Array.from(await indices.data())).toEqual([1, 2, 4, 0]);
-    expect(Array.from(await T.argmax(T.tensor([[0, 3, 1], [7, 7, 0]], undefined, { backend: gpu })).data())).toEqual([1, 0]);
+    expect(
+      Array.from(
+        await T.argmax(
+          T.tensor(
+            [
+              [0, 3, 1],
+              [7, 7, 0],
+            ],
+            undefined,
+            { backend: gpu },
+          ),
+        ).data(),
+      ),
+    ).toEqual([1, 0]);
   });
 });

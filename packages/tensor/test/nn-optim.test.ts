@@ -31,7 +31,16 @@ describe("nn layers", () => {
       embed = new T.Embedding(10, 4, { backend: gpu });
     }
     const net = new Net();
-    expect([...net.namedModules()].map(([n]) => n)).toEqual(["", "layers.0", "layers.0.q_proj", "layers.0.norm", "layers.1", "layers.1.q_proj", "layers.1.norm", "embed"]);
+    expect([...net.namedModules()].map(([n]) => n)).toEqual([
+      "",
+      "layers.0",
+      "layers.0.q_proj",
+      "layers.0.norm",
+      "layers.1",
+      "layers.1.q_proj",
+      "layers.1.norm",
+      "embed",
+    ]);
     expect([...net.namedParameters()].map(([n]) => n)).toContain("layers.1.q_proj.weight");
     const repl = new T.Linear(4, 4, { backend: gpu, seed: 9 });
     net.setSubmodule("layers.1.q_proj", repl);

@@ -38,7 +38,18 @@ describe("movement ops", () => {
     await checkOp("unsqueeze/squeeze", (x) => T.squeeze(T.unsqueeze(x, 1), 1), [{ shape: [3, 5] }]);
   });
   it("slice with steps and negative bounds, narrow, split", async () => {
-    await checkOp("slice", (x) => T.mul(T.slice(x, [[1, -1], [0, 7, 3]]), 1), [{ shape: [5, 7] }]);
+    await checkOp(
+      "slice",
+      (x) =>
+        T.mul(
+          T.slice(x, [
+            [1, -1],
+            [0, 7, 3],
+          ]),
+          1,
+        ),
+      [{ shape: [5, 7] }],
+    );
     await checkOp("narrow", (x) => T.mul(T.narrow(x, 1, 2, 3), 1), [{ shape: [4, 6] }]);
     await checkOp("split", (x) => T.mul(T.split(x, [2, 5], 0)[1], 1), [{ shape: [7, 3] }]);
     await checkOp("slice of slice", (x) => T.mul(T.slice(T.slice(x, [[1, 5]]), [null, [2, 4]]), 1), [{ shape: [6, 6] }]);
@@ -57,7 +68,12 @@ describe("movement ops", () => {
     const x = T.zeros([2, 3], { backend: gpu });
     expect(() => T.reshape(x, [4, 2])).toThrow(/reshape: cannot reshape \[2,3\] \(6 elements\) to \[4,2\]/);
     expect(() => T.permute(x, [0, 0])).toThrow(T.ShapeError);
-    expect(() => T.slice(x, [[0, 5], [4, 5]])).toThrow(T.IndexError);
+    expect(() =>
+      T.slice(x, [
+        [0, 5],
+        [4, 5],
+      ]),
+    ).toThrow(T.IndexError);
     expect(() => T.concat([x, T.zeros([3, 3], { backend: gpu })], 1)).toThrow(/concat/);
     expect(() => T.sum(x, 2)).toThrow(/sum: axis 2 is out of range for a tensor of rank 2/);
   });

@@ -6,16 +6,28 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-export type FlagSpec = { type: "string" | "number" | "boolean"; required?: boolean; multiple?: boolean; default?: string | number | boolean };
+export type FlagSpec = {
+  type: "string" | "number" | "boolean";
+  required?: boolean;
+  multiple?: boolean;
+  default?: string | number | boolean;
+};
 type Parsed<S extends Record<string, FlagSpec>> = {
-  [K in keyof S]: S[K]["type"] extends "number" ? number : S[K]["type"] extends "boolean" ? boolean : S[K]["multiple"] extends true ? string[] : string;
+  [K in keyof S]: S[K]["type"] extends "number"
+    ? number
+    : S[K]["type"] extends "boolean"
+      ? boolean
+      : S[K]["multiple"] extends true
+        ? string[]
+        : string;
 };
 
 /** Parses `--kebab-case` flags into camelCase keys of `spec`. */
 export function parse<S extends Record<string, FlagSpec>>(argv: string[], spec: S): Partial<Parsed<S>> {
   const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
-  for (const [k, s] of Object.entries(spec)) options[kebab(k)] = { type: s.type === "boolean" ? "boolean" : "string", ...(s.multiple ? { multiple: true } : {}) };
+  for (const [k, s] of Object.entries(spec))
+    options[kebab(k)] = { type: s.type === "boolean" ? "boolean" : "string", ...(s.multiple ? { multiple: true } : {}) };
   let values: Record<string, unknown>;
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));

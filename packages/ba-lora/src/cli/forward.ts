@@ -9,10 +9,14 @@ import { loadForCli } from "./model.js";
 const USAGE = "balora forward --model DIR [--adapter DIR] --input IN.safetensors --out OUT.safetensors";
 
 /** Reads `input_ids` (I64|I32 [B,T]) and optional `attention_mask` from a safetensors file, validated. */
-export async function readBatch(file: string, vocabSize: number): Promise<{ ids: Int32Array; mask: Int32Array | null; B: number; T: number }> {
+export async function readBatch(
+  file: string,
+  vocabSize: number,
+): Promise<{ ids: Int32Array; mask: Int32Array | null; B: number; T: number }> {
   const f = await openSafetensors(file);
   try {
-    if (!f.has("input_ids")) throw new UsageError(`${file}: no tensor "input_ids" (expected I64 or I32 [B, T]); found: ${f.names.join(", ") || "none"}`);
+    if (!f.has("input_ids"))
+      throw new UsageError(`${file}: no tensor "input_ids" (expected I64 or I32 [B, T]); found: ${f.names.join(", ") || "none"}`);
     const toInt = async (name: string, allowed: string[]): Promise<{ data: Int32Array; shape: number[] }> => {
       const t = await f.readTensor(name);
       if (!allowed.includes(t.dtype)) throw new UsageError(`${file}: "${name}" has dtype ${t.dtype}, expected ${allowed.join(" or ")}`);
@@ -24,11 +28,15 @@ export async function readBatch(file: string, vocabSize: number): Promise<{ ids:
     const [B, Tn] = ids.shape;
     if (B === 0 || Tn === 0) throw new UsageError(`${file}: "input_ids" is empty ([${B},${Tn}])`);
     const bad = ids.data.findIndex((v) => v < 0 || v >= vocabSize);
-    if (bad >= 0) throw new UsageError(`${file}: input_ids[${Math.floor(bad / Tn)}][${bad % Tn}] = ${ids.data[bad]} is outside the model's vocabulary [0, ${vocabSize})`);
+    if (bad >= 0)
+      throw new UsageError(
+        `${file}: input_ids[${Math.floor(bad / Tn)}][${bad % Tn}] = ${ids.data[bad]} is outside the model's vocabulary [0, ${vocabSize})`,
+      );
     let mask: Int32Array | null = null;
     if (f.has("attention_mask")) {
       const m = await toInt("attention_mask", ["I64", "I32", "U8", "BOOL", "F32"]);
-      if (m.shape[0] !== B || m.shape[1] !== Tn) throw new UsageError(`${file}: "attention_mask" has shape [${m.shape.join(",")}], input_ids has [${B},${Tn}]`);
+      if (m.shape[0] !== B || m.shape[1] !== Tn)
+        throw new UsageError(`${file}: "attention_mask" has shape [${m.shape.join(",")}], input_ids has [${B},${Tn}]`);
       mask = m.data;
     }
     return { ids: ids.data, mask, B, T: Tn };

@@ -5,7 +5,8 @@ import { integer, parse, UsageError } from "./args.js";
 import type { Command } from "./main.js";
 import { loadForCli } from "./model.js";
 
-const USAGE = "balora generate --model DIR [--adapter DIR] --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S] [--no-cache]";
+const USAGE =
+  "balora generate --model DIR [--adapter DIR] --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S] [--no-cache]";
 
 export const generateCommand: Command = {
   summary: "continue a prompt (greedy, or sampled with --temperature/--top-p/--seed)",
@@ -27,7 +28,8 @@ export const generateCommand: Command = {
     const seed = integer("--seed", a.seed!);
     const tokenizer = await Tokenizer.fromDir(a.model!);
     const { model } = await loadForCli(a.model!, a.adapter);
-    if (!(model instanceof CausalLM)) throw new UsageError(`--model ${a.model}: ${model.config.architecture} is a classifier; generate needs a *ForCausalLM model`);
+    if (!(model instanceof CausalLM))
+      throw new UsageError(`--model ${a.model}: ${model.config.architecture} is a classifier; generate needs a *ForCausalLM model`);
     const prompt = tokenizer.encode(a.prompt!);
     const out = await generate(model, prompt, {
       maxNewTokens,

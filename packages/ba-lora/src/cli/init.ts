@@ -6,7 +6,8 @@ import { integer, parse, UsageError } from "./args.js";
 import type { Command } from "./main.js";
 import { buildDirAtomically, loadForCli, writeModelDir } from "./model.js";
 
-const USAGE = "balora init --model DIR --init pissa|pissa_niter_N|lora --r R --alpha A [--target q_proj,v_proj|all-linear] [--seed S] --out DIR";
+const USAGE =
+  "balora init --model DIR --init pissa|pissa_niter_N|lora --r R --alpha A [--target q_proj,v_proj|all-linear] [--seed S] --out DIR";
 
 export const initCommand: Command = {
   summary: "initialise a LoRA or PiSSA adapter (PiSSA also writes the residual model)",
@@ -22,11 +23,28 @@ export const initCommand: Command = {
       out: { type: "string", required: true },
     });
     const init = a.init!;
-    if (init !== "lora" && !/^pissa(_niter_\d+)?$/.test(init)) throw new UsageError(`--init must be pissa, pissa_niter_<N> or lora, got '${init}'`);
+    if (init !== "lora" && !/^pissa(_niter_\d+)?$/.test(init))
+      throw new UsageError(`--init must be pissa, pissa_niter_<N> or lora, got '${init}'`);
     const r = integer("--r", a.r!, 1);
-    const target = a.target === "all-linear" ? "all-linear" : a.target!.split(",").map((t) => t.trim()).filter(Boolean);
+    const target =
+      a.target === "all-linear"
+        ? "all-linear"
+        : a
+            .target!.split(",")
+            .map((t) => t.trim())
+            .filter(Boolean);
     const { model } = await loadForCli(a.model!);
-    injectAdapter(model, { r, lora_alpha: a.alpha, target_modules: target, init_lora_weights: init === "lora" ? true : (init as "pissa"), base_model_name_or_path: a.model! }, { seed: integer("--seed", a.seed!) });
+    injectAdapter(
+      model,
+      {
+        r,
+        lora_alpha: a.alpha,
+        target_modules: target,
+        init_lora_weights: init === "lora" ? true : (init as "pissa"),
+        base_model_name_or_path: a.model!,
+      },
+      { seed: integer("--seed", a.seed!) },
+    );
     const report = trainableReport(model).line;
     await buildDirAtomically(a.out!, async (tmp) => {
       if (init === "lora") {

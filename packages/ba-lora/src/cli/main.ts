@@ -23,7 +23,10 @@ const COMMANDS: Record<string, Command> = {
 
 function help(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return `balora: BA-LoRA fine-tuning of LLaMA, Mistral and Gemma on WebGPU\n\nusage: balora <command> [options]\n\ncommands:\n${lines.join("\n")}\n\nRun 'balora <command> --help' for a command's options.`;
+  return (
+    `balora: BA-LoRA fine-tuning of LLaMA, Mistral and Gemma on WebGPU\n\nusage: balora <command> ` +
+    `[options]\n\ncommands:\n${lines.join("\n")}\n\nRun 'balora <command> --help' for a command's options.`
+  );
 }
 
 /** Runs the CLI; returns the process exit code. */
@@ -48,7 +51,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error;
     if (e instanceof UsageError) console.error(`balora ${name}: ${err.message}\nusage: ${cmd.usage}`);
-    else if (e instanceof BaloraError || e instanceof SafetensorsFormatError || ["ENOENT", "EACCES", "ENOTDIR", "EEXIST"].includes((e as NodeJS.ErrnoException).code ?? ""))
+    else if (
+      e instanceof BaloraError ||
+      e instanceof SafetensorsFormatError ||
+      ["ENOENT", "EACCES", "ENOTDIR", "EEXIST"].includes((e as NodeJS.ErrnoException).code ?? "")
+    )
       console.error(`balora ${name}: ${err.message}`);
     else {
       console.error(`balora ${name}: internal error: ${err.message}`);

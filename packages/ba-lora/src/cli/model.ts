@@ -15,7 +15,14 @@ export async function loadForCli(modelDir: string, adapterDir?: string): Promise
 }
 
 /** Files of a model directory that are not weights or config: tokenizer and generation settings. */
-const SIDE_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "generation_config.json", "chat_template.jinja"];
+const SIDE_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "tokenizer.model",
+  "generation_config.json",
+  "chat_template.jinja",
+];
 
 export async function copySideFiles(from: string, to: string): Promise<void> {
   for (const f of SIDE_FILES) {

@@ -35,7 +35,8 @@ export function deltaWeight(scaling: number, params: Record<string, T.Tensor>): 
 }
 
 /** B(A(x)) without scaling, [N, out]. */
-export const loraPath = (x: T.Tensor, params: Record<string, T.Tensor>): T.Tensor => T.matmul(T.matmul(x, params[A], { transB: true }), params[B], { transB: true });
+export const loraPath = (x: T.Tensor, params: Record<string, T.Tensor>): T.Tensor =>
+  T.matmul(T.matmul(x, params[A], { transB: true }), params[B], { transB: true });
 
 export const loraVariant: AdapterVariant = {
   name: "lora",

@@ -32,7 +32,9 @@ async function findGpu(): Promise<GPU> {
   try {
     webgpu = (await import(/* @vite-ignore */ "webgpu")) as typeof webgpu;
   } catch (e) {
-    throw new DeviceError(`could not load the npm package 'webgpu' (Dawn for Node): ${(e as Error).message}; install it with 'npm i webgpu'`);
+    throw new DeviceError(
+      `could not load the npm package 'webgpu' (Dawn for Node): ${(e as Error).message}; install it with 'npm i webgpu'`,
+    );
   }
   for (const [k, v] of Object.entries(webgpu.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   // Keep the Dawn instance reachable: if it is garbage-collected, its devices crash the process.
@@ -64,7 +66,8 @@ export async function createWebGPU(opts: WebGPUOptions = {}): Promise<WebGPUBack
   const requiredFeatures = (["timestamp-query", "subgroups"] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info;
-  const description = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ").trim() || "unknown WebGPU adapter";
+  const description =
+    [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ").trim() || "unknown WebGPU adapter";
   const sgMin = (info as { subgroupMinSize?: number }).subgroupMinSize;
   const sgMax = (info as { subgroupMaxSize?: number }).subgroupMaxSize;
   return new WebGPUBackend(device, description, {

@@ -61,7 +61,11 @@ const MAX_WG = 65535;
 /** The WGSL struct for a dispatch's params, declared as `p` at binding 0. */
 export function paramsDecl(params: Params | undefined): string {
   const fields: string[] = [];
-  for (const [kind, ty] of [["u", "u32"], ["i", "i32"], ["f", "f32"]] as const) {
+  for (const [kind, ty] of [
+    ["u", "u32"],
+    ["i", "i32"],
+    ["f", "f32"],
+  ] as const) {
     for (const name of Object.keys(params?.[kind] ?? {})) fields.push(`${name}: ${ty}`);
   }
   if (fields.length === 0) fields.push("_unused: u32");
@@ -178,7 +182,8 @@ export class WebGPUBackend implements Backend {
     const max = this.limits.maxStorageBufferBindingSize;
     if (bytes > max)
       throw new DeviceError(
-        `a ${dtype} tensor of ${numel} elements needs ${bytes} bytes, above this adapter's maxStorageBufferBindingSize (${max} bytes); split it or use a GPU with larger bindings`,
+        `a ${dtype} tensor of ${numel} elements needs ${bytes} bytes, above this adapter's maxStorageBufferBindingSize (${max} ` +
+          `bytes); split it or use a GPU with larger bindings`,
       );
     const cap = Math.min(bucketBytes(bytes), Math.max(bytes, max - (max % 4)));
     let buffer = this.pool.get(cap)?.pop();
@@ -290,11 +295,13 @@ export class WebGPUBackend implements Backend {
     const layoutKey = `${d.inputs.length}r${d.outputs.length}w`;
     let layout = this.layouts.get(layoutKey);
     if (!layout) {
-      const entries: GPUBindGroupLayoutEntry[] = [
-        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
-      ];
+      const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } }];
       for (let i = 0; i < d.inputs.length + d.outputs.length; i++)
-        entries.push({ binding: i + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: i < d.inputs.length ? "read-only-storage" : "storage" } });
+        entries.push({
+          binding: i + 1,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: i < d.inputs.length ? "read-only-storage" : "storage" },
+        });
       const bgl = this.device.createBindGroupLayout({ entries });
       layout = { bgl, pipelineLayout: this.device.createPipelineLayout({ bindGroupLayouts: [bgl] }), key: layoutKey };
       this.layouts.set(layoutKey, layout);
@@ -302,7 +309,11 @@ export class WebGPUBackend implements Backend {
     const code = d.wgsl();
     if (debug && process.env.BALORA_DEBUG === "2") console.error(`[balora] compile ${d.key}\n${code}`);
     const module = this.device.createShaderModule({ code, label: d.key });
-    const pipeline = this.device.createComputePipeline({ layout: layout.pipelineLayout, compute: { module, entryPoint: "main" }, label: d.key });
+    const pipeline = this.device.createComputePipeline({
+      layout: layout.pipelineLayout,
+      compute: { module, entryPoint: "main" },
+      label: d.key,
+    });
     this.counters.pipelinesCompiled++;
     const entry = { pipeline, layout, key };
     this.pipelines.set(key, entry);
@@ -343,8 +354,14 @@ export class WebGPUBackend implements Backend {
       }
     }
     const chunk = Math.floor(this.slotCount / SLOTS_PER_CHUNK);
-    if (chunk === this.paramChunks.length) this.paramChunks.push(this.device.createBuffer({ size: CHUNK_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
-    const slot: ParamSlot = { id: this.nextSlotId++, buffer: this.paramChunks[chunk], offset: (this.slotCount % SLOTS_PER_CHUNK) * UNIFORM_BLOCK, words: this.scratchU32.slice(0, w) };
+    if (chunk === this.paramChunks.length)
+      this.paramChunks.push(this.device.createBuffer({ size: CHUNK_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
+    const slot: ParamSlot = {
+      id: this.nextSlotId++,
+      buffer: this.paramChunks[chunk],
+      offset: (this.slotCount % SLOTS_PER_CHUNK) * UNIFORM_BLOCK,
+      words: this.scratchU32.slice(0, w),
+    };
     this.slotCount++;
     // A new slot is written once and never changes, so queue order cannot hurt earlier commands.
     if (w > 0) this.device.queue.writeBuffer(slot.buffer, slot.offset, this.scratch, 0, w * 4);
@@ -433,7 +450,8 @@ export class WebGPUBackend implements Backend {
     this.checkAlive();
     if (byteLength === 0) return new ArrayBuffer(0);
     const size = bucketBytes(byteLength);
-    const staging = this.stagingPool.get(size)?.pop() ?? this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging =
+      this.stagingPool.get(size)?.pop() ?? this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.endPass();
     this.encoder ??= this.device.createCommandEncoder();
     this.encoder.copyBufferToBuffer(s.buffer, byteOffset, staging, 0, byteLength);
@@ -497,7 +515,9 @@ export class WebGPUBackend implements Backend {
     const hasTs = this.device.features.has("timestamp-query");
     const enc = this.device.createCommandEncoder();
     const qs = hasTs ? this.device.createQuerySet({ type: "timestamp", count: 2 }) : null;
-    const pass = enc.beginComputePass(qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+    const pass = enc.beginComputePass(
+      qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
+    );
     pass.setPipeline(entry.pipeline);
     pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);

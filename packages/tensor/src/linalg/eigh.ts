@@ -32,7 +32,12 @@ export function eigh(a: Tensor, opts: EighOptions = {}): { values: Tensor; vecto
   const maxSweeps = sweepsOption("eigh", opts.maxSweeps);
   return noGrad(() => {
     const at = transpose(a);
-    const sym = mapElementwise("linalg_symmetric_part", [a, at], ([x, y]) => `0.5 * (${x} + ${y})`, (x, y) => 0.5 * (x + y));
+    const sym = mapElementwise(
+      "linalg_symmetric_part",
+      [a, at],
+      ([x, y]) => `0.5 * (${x} + ${y})`,
+      (x, y) => 0.5 * (x + y),
+    );
     at.dispose();
     const shift = frobeniusNorm(sym);
     const shifted = mapElementwise(

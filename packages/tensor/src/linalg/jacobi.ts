@@ -2,7 +2,19 @@
 // k×L matrix until they are orthogonal, k/2 disjoint pairs per round, one GPU dispatch per round.
 import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
 import { fill } from "../ops/elementwise.js";
-import { cpuData, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, rowWorkgroup, type Tensor, wgReduceLib } from "../ops/kernel.js";
+import {
+  cpuData,
+  emptyTensor,
+  gpuOf,
+  groups,
+  inputDecl,
+  isGpu,
+  MAIN,
+  outputDecl,
+  rowWorkgroup,
+  type Tensor,
+  wgReduceLib,
+} from "../ops/kernel.js";
 import { eyeMatrix, machineEps } from "./common.js";
 
 /**
@@ -168,13 +180,15 @@ function rotateRound(x: Tensor, v: Tensor, state: Tensor, K: number, r: number, 
     let j = lid.x + t * ${wg}u;
     if (j < p.L) { let xa = x[ra + j]; let xb = x[rb + j]; xs[t] = xa; ys[t] = xb; acc += vec3<f32>(xa * xa, xb * xb, xa * xb); }
   }`
-      : `for (var j = lid.x; j < p.L; j += ${wg}u) { let xa = x[ra + j]; let xb = x[rb + j]; acc += vec3<f32>(xa * xa, xb * xb, xa * xb); }`;
+      : `for (var j = lid.x; j < p.L; j += ${wg}u) { let xa = x[ra + j]; let xb = x[rb + j]; acc += vec3<f32>(xa * xa, xb * xb, ` +
+        `xa * xb); }`;
     const rotateX = ch
       ? `for (var t = 0u; t < ${ch}u; t++) {
     let j = lid.x + t * ${wg}u;
     if (j < p.L) { x[ra + j] = xs[t] - sn * (ys[t] + tau * xs[t]); x[rb + j] = ys[t] + sn * (xs[t] - tau * ys[t]); }
   }`
-      : `for (var j = lid.x; j < p.L; j += ${wg}u) { let xa = x[ra + j]; let xb = x[rb + j]; x[ra + j] = xa - sn * (xb + tau * xa); x[rb + j] = xb + sn * (xa - tau * xb); }`;
+      : `for (var j = lid.x; j < p.L; j += ${wg}u) { let xa = x[ra + j]; let xb = x[rb + j]; x[ra + j] = xa - sn * (xb + tau * ` +
+        `xa); x[rb + j] = xb + sn * (xa - tau * xb); }`;
     b.dispatch({
       key: `jacobi_round:${wg}:${ch}`,
       params,
@@ -182,7 +196,8 @@ function rotateRound(x: Tensor, v: Tensor, state: Tensor, K: number, r: number, 
       outputs: [gpuOf(x), gpuOf(v), gpuOf(state)],
       grid: K / 2,
       flops: (K / 2) * (12 * L + 6 * k),
-      wgsl: () => `${paramsDecl(params)}${outputDecl(1, "x")}${outputDecl(2, "v")}@group(0) @binding(3) var<storage, read_write> st: array<atomic<u32>>;
+      wgsl: () => `${paramsDecl(params)}${outputDecl(1, "x")}
+${outputDecl(2, "v")}@group(0) @binding(3) var<storage, read_write> st: array<atomic<u32>>;
 ${wgReduceLib(wg, "vec3<f32>")}
 var<workgroup> done: u32;
 ${MAIN(wg)} {
@@ -212,7 +227,8 @@ ${MAIN(wg)} {
   ${rotateX}
   let va = a * p.k;
   let vb = bb * p.k;
-  for (var j = lid.x; j < p.k; j += ${wg}u) { let ya = v[va + j]; let yb = v[vb + j]; v[va + j] = ya - sn * (yb + tau * ya); v[vb + j] = yb + sn * (ya - tau * yb); }
+  for (var j = lid.x; j < p.k; j += ${wg}u) { let ya = v[va + j]; let yb = v[vb + j]; v[va + j] = ya - sn * (yb + tau * ya);
+  v[vb + j] = yb + sn * (ya - tau * yb); }
 }`,
     });
     return;
@@ -337,7 +353,8 @@ function gatherColumns(src: Tensor, order: Tensor, s: Tensor | null, state: Tens
       inputs: [gpuOf(src), gpuOf(order), gpuOf(s ?? order), gpuOf(state)],
       outputs: [gpuOf(out)],
       grid: groups(k * len, wg),
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "src", "f32")}${inputDecl(2, "order", "i32")}${inputDecl(3, "s", "f32")}@group(0) @binding(4) var<storage, read> st: array<u32>;
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "src", "f32")}${inputDecl(2, "order", "i32")}
+${inputDecl(3, "s", "f32")}@group(0) @binding(4) var<storage, read> st: array<u32>;
 ${outputDecl(5, "out")}
 ${MAIN(wg)} {
   let e = ${LINEAR_WG} * ${wg}u + lid.x;

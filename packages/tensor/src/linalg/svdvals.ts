@@ -48,10 +48,14 @@ export function svdvals(z: Tensor, k: number, opts: SvdvalsOptions = {}): Tensor
   const [N, V] = matrixDims("svdvals", z);
   checkRank("svdvals", "k", k, Math.min(N, V), z);
   const method = opts.method ?? (Math.min(N, V) <= EXACT_SVDVALS_MAX ? "exact" : "randomized");
-  if (method !== "exact" && method !== "randomized") throw new ArgumentError(`svdvals: method must be "exact" or "randomized", got ${String(method)}`);
+  if (method !== "exact" && method !== "randomized")
+    throw new ArgumentError(`svdvals: method must be "exact" or "randomized", got ${String(method)}`);
   const niter = opts.niter ?? 2;
   const oversample = opts.oversample ?? 5;
-  for (const [name, val] of [["niter", niter], ["oversample", oversample]] as const)
+  for (const [name, val] of [
+    ["niter", niter],
+    ["oversample", oversample],
+  ] as const)
     if (!Number.isInteger(val) || val < 0) throw new ArgumentError(`svdvals: ${name} must be a non-negative integer, got ${val}`);
   const maxSweeps = sweepsOption("svdvals", opts.maxSweeps);
   const wantVectors = isGradEnabled() && z.requiresGrad;

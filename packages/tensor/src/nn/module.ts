@@ -95,7 +95,8 @@ function resolveContainer(root: Module, parts: string[]): Module | Module[] {
   let cur: unknown = root;
   for (const part of parts) {
     const next = Array.isArray(cur) ? cur[Number(part)] : (cur as Record<string, unknown>)[part];
-    if (!(next instanceof Module) && !Array.isArray(next)) throw new ArgumentError(`no module at "${parts.join(".")}" (stopped at "${part}")`);
+    if (!(next instanceof Module) && !Array.isArray(next))
+      throw new ArgumentError(`no module at "${parts.join(".")}" (stopped at "${part}")`);
     cur = next;
   }
   return cur as Module | Module[];

@@ -4,7 +4,19 @@ import { record } from "../autograd.js";
 import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
 import { ShapeError, fmtShape } from "../errors.js";
 import { sameBackend, type Tensor } from "../tensor.js";
-import { cpuData, cpuValues, emptyTensor, gpuOf, inputDecl, isGpu, MAIN, outputDecl, requireF32, rowWorkgroup, wgReduceLib } from "./kernel.js";
+import {
+  cpuData,
+  cpuValues,
+  emptyTensor,
+  gpuOf,
+  inputDecl,
+  isGpu,
+  MAIN,
+  outputDecl,
+  requireF32,
+  rowWorkgroup,
+  wgReduceLib,
+} from "./kernel.js";
 import { matmul } from "./matmul.js";
 import { contiguous, reshape } from "./movement.js";
 
@@ -89,7 +101,8 @@ function maskedSoftmaxForward(x: Tensor, m: MaskSpec): Tensor {
       inputs: [gpuOf(x), ...(m.keyMask ? [gpuOf(m.keyMask)] : [])],
       outputs: [gpuOf(y)],
       grid: rows,
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${m.keyMask ? inputDecl(2, "km", m.keyMask.dtype) : ""}${outputDecl(m.keyMask ? 3 : 2, "y")}${wgReduceLib(wg)}${visibleWgsl(m)}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${m.keyMask ? inputDecl(2, "km", m.keyMask.dtype) : ""}
+${outputDecl(m.keyMask ? 3 : 2, "y")}${wgReduceLib(wg)}${visibleWgsl(m)}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }
@@ -121,7 +134,8 @@ ${MAIN(wg)} {
     for (let j = 0; j < m.S; j++) if (cpuVisible(m, km, t, j, bb)) mx = Math.max(mx, cpuScore(m, xv[r * m.S + j]));
     let s = 0;
     for (let j = 0; j < m.S; j++) if (cpuVisible(m, km, t, j, bb)) s += Math.exp(cpuScore(m, xv[r * m.S + j]) - mx);
-    for (let j = 0; j < m.S; j++) yo[r * m.S + j] = mx > -Infinity && cpuVisible(m, km, t, j, bb) ? Math.exp(cpuScore(m, xv[r * m.S + j]) - mx) / s : 0;
+    for (let j = 0; j < m.S; j++)
+      yo[r * m.S + j] = mx > -Infinity && cpuVisible(m, km, t, j, bb) ? Math.exp(cpuScore(m, xv[r * m.S + j]) - mx) / s : 0;
   }
   return y;
 }
@@ -141,7 +155,8 @@ function maskedSoftmaxBackward(x: Tensor, y: Tensor, g: Tensor, m: MaskSpec): Te
       inputs: [gpuOf(x), gpuOf(y), gpuOf(gc)],
       outputs: [gpuOf(dx)],
       grid: rows,
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${inputDecl(2, "y", "f32")}${inputDecl(3, "g", "f32")}${outputDecl(4, "dx")}${wgReduceLib(wg)}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${inputDecl(2, "y", "f32")}${inputDecl(3, "g", "f32")}
+${outputDecl(4, "dx")}${wgReduceLib(wg)}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }
@@ -184,11 +199,16 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   sameBackend("attention", q, k, v, ...(opts.keyMask ? [opts.keyMask] : []));
   requireF32("attention", q, k, v);
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4)
-    throw new ShapeError(`attention: expected q [B, Hq, T, D], k and v [B, Hkv, S, D]; got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
+    throw new ShapeError(
+      `attention: expected q [B, Hq, T, D], k and v [B, Hkv, S, D]; got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`,
+    );
   const [B, Hq, T, D] = q.shape;
   const [Bk, Hkv, S, Dk] = k.shape;
   if (Bk !== B || Dk !== D || v.shape.some((d, i) => d !== k.shape[i]) || Hq % Hkv !== 0)
-    throw new ShapeError(`attention: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} do not fit (need equal B and D, k = v, Hq a multiple of Hkv)`);
+    throw new ShapeError(
+      `attention: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} do not fit (need equal B and D, k = v, ` +
+        `Hq a multiple of Hkv)`,
+    );
   if (opts.keyMask && (opts.keyMask.rank !== 2 || opts.keyMask.shape[0] !== B || opts.keyMask.shape[1] !== S))
     throw new ShapeError(`attention: keyMask ${fmtShape(opts.keyMask.shape)} must be [B, S] = [${B}, ${S}]`);
   const G = Hq / Hkv;

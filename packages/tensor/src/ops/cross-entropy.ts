@@ -5,7 +5,19 @@ import { paramsDecl, reportWgsl, LINEAR_WG } from "../backend/webgpu.js";
 import { ArgumentError, DTypeError, IndexError, ShapeError, fmtShape } from "../errors.js";
 import { sameBackend, type Tensor } from "../tensor.js";
 import { div } from "./elementwise.js";
-import { cpuData, cpuValues, emptyTensor, gpuOf, inputDecl, isGpu, MAIN, outputDecl, requireFloat, rowWorkgroup, wgReduceLib } from "./kernel.js";
+import {
+  cpuData,
+  cpuValues,
+  emptyTensor,
+  gpuOf,
+  inputDecl,
+  isGpu,
+  MAIN,
+  outputDecl,
+  requireFloat,
+  rowWorkgroup,
+  wgReduceLib,
+} from "./kernel.js";
 import { contiguous, reshape } from "./movement.js";
 import { sum } from "./reduce.js";
 
@@ -32,7 +44,9 @@ function forwardRaw(x: Tensor, labels: Tensor, ignore: number): RowsOut {
   if (N === 0) return { loss, lse, valid };
   if (isGpu(b)) {
     const wg = rowWorkgroup(V);
-    const { code, err } = b.validation(`crossEntropy: a label is out of range [0, ${V}) and not ignoreIndex ${ignore} (logits ${fmtShape(x.shape)})`);
+    const { code, err } = b.validation(
+      `crossEntropy: a label is out of range [0, ${V}) and not ignoreIndex ${ignore} (logits ${fmtShape(x.shape)})`,
+    );
     const params = { u: { N, V, xo: x.offset, lo: labels.offset, code }, i: { ign: ignore } };
     b.dispatch({
       key: `xent:${x.dtype}:${wg}`,
@@ -40,7 +54,8 @@ function forwardRaw(x: Tensor, labels: Tensor, ignore: number): RowsOut {
       inputs: [gpuOf(x), gpuOf(labels)],
       outputs: [gpuOf(loss), gpuOf(lse), gpuOf(valid), err],
       grid: N,
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "lab", "i32")}${outputDecl(3, "loss")}${outputDecl(4, "lse")}${outputDecl(5, "valid")}${reportWgsl(6)}${wgReduceLib(wg)}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "lab", "i32")}${outputDecl(3, "loss")}
+${outputDecl(4, "lse")}${outputDecl(5, "valid")}${reportWgsl(6)}${wgReduceLib(wg)}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.N) { return; }
@@ -74,7 +89,10 @@ ${MAIN(wg)} {
     so[r] = mx + Math.log(s);
     const y = lv[r];
     if (y === ignore) continue;
-    if (y < 0 || y >= V) throw new IndexError(`crossEntropy: label ${y} is out of range [0, ${V}) and not ignoreIndex ${ignore} (logits ${fmtShape(x.shape)})`);
+    if (y < 0 || y >= V)
+      throw new IndexError(
+        `crossEntropy: label ${y} is out of range [0, ${V}) and not ignoreIndex ${ignore} (logits ${fmtShape(x.shape)})`,
+      );
     lo[r] = so[r] - xv[r * V + y];
     vo[r] = 1;
   }
@@ -96,7 +114,8 @@ function backwardRaw(x: Tensor, labels: Tensor, lse: Tensor, valid: Tensor, g: T
       inputs: [gpuOf(x), gpuOf(labels), gpuOf(lse), gpuOf(valid), gpuOf(gc)],
       outputs: [gpuOf(dx)],
       grid: N,
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "lab", "i32")}${inputDecl(3, "lse", "f32")}${inputDecl(4, "valid", "f32")}${inputDecl(5, "g", "f32")}${outputDecl(6, "dx")}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "lab", "i32")}${inputDecl(3, "lse", "f32")}
+${inputDecl(4, "valid", "f32")}${inputDecl(5, "g", "f32")}${outputDecl(6, "dx")}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.N) { return; }
@@ -134,9 +153,13 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   if (labels.dtype !== "i32") throw new DTypeError(`crossEntropy: labels must be i32, got ${labels.dtype} ${fmtShape(labels.shape)}`);
   const V = logits.shape[logits.rank - 1];
   if (logits.rank < 1 || labels.size * V !== logits.size || labels.shape.some((d, i) => d !== logits.shape[i]))
-    throw new ShapeError(`crossEntropy: logits ${fmtShape(logits.shape)} need labels of shape ${fmtShape(logits.shape.slice(0, -1))}, got ${fmtShape(labels.shape)}`);
+    throw new ShapeError(
+      `crossEntropy: logits ${fmtShape(logits.shape)} need labels of shape ${fmtShape(logits.shape.slice(0, -1))}, got ` +
+        `${fmtShape(labels.shape)}`,
+    );
   const reduction = opts.reduction ?? "mean";
-  if (!["mean", "sum", "none"].includes(reduction)) throw new ArgumentError(`crossEntropy: reduction must be "mean", "sum" or "none", got ${reduction}`);
+  if (!["mean", "sum", "none"].includes(reduction))
+    throw new ArgumentError(`crossEntropy: reduction must be "mean", "sum" or "none", got ${reduction}`);
   const ignore = opts.ignoreIndex ?? -100;
   const x = reshape(logits, [labels.size, V]);
   const lab = contiguous(labels);

@@ -33,9 +33,9 @@ function maskScale(x: Tensor, p: number, seed: number): Tensor {
 export function dropout(x: Tensor, p: number, seed: number): Tensor {
   requireFloat("dropout", x);
   if (!(p >= 0 && p < 1)) throw new ArgumentError(`dropout: p must be in [0, 1), got ${p}`);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffff) throw new ArgumentError(`dropout: seed must be an integer in [0, 2^24), got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffff)
+    throw new ArgumentError(`dropout: seed must be an integer in [0, 2^24), got ${seed}`);
   if (p === 0) return identity(x);
   const y = maskScale(x, p, seed);
   return record(y, "dropout", [x], (g) => [maskScale(g, p, seed)]);
 }
-

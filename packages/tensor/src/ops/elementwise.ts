@@ -34,7 +34,6 @@ const GELU_C = 0.044715;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
-
 // ---- the generic kernel --------------------------------------------------------------------------
 
 /** WGSL helpers available to every elementwise expression. */
@@ -44,7 +43,8 @@ fn sigmoid_s(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 fn erf_s(x: f32) -> f32 {
   let z = abs(x);
   let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t *
+  (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
   return select(r - 1.0, 1.0 - r, x >= 0.0);
 }
 fn gelu_grad(x: f32) -> f32 {
@@ -64,7 +64,13 @@ fn pow_s(x: f32, e: f32) -> f32 {
  * of the arguments (tensors are loaded as f32 `v<k>`, numbers are uniforms `p.s<k>`); the output
  * element index is `i` (u32) in WGSL and the extra last argument of `cpuExpr`.
  */
-export function mapElementwise(op: string, args: Arg[], wgslExpr: (v: string[]) => string, cpuExpr: (...v: number[]) => number, outDtype: DType = "f32"): Tensor {
+export function mapElementwise(
+  op: string,
+  args: Arg[],
+  wgslExpr: (v: string[]) => string,
+  cpuExpr: (...v: number[]) => number,
+  outDtype: DType = "f32",
+): Tensor {
   const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
   const b = sameBackend(op, ...tensors);
   const shape = broadcastShapes(op, ...tensors.map((t) => t.shape));
@@ -161,7 +167,6 @@ interface UnaryDef {
   gradCpu?: (x: number, y: number, g: number) => number;
 }
 
-
 export const UNARY = {
   neg: { wgsl: (x) => `-${x}`, cpu: (x) => -x, gradWgsl: (_x, _y, g) => `-${g}`, gradCpu: (_x, _y, g) => -g },
   exp: { wgsl: (x) => `exp(${x})`, cpu: Math.exp, gradWgsl: (_x, y, g) => `${g} * ${y}`, gradCpu: (_x, y, g) => g * y },
@@ -173,8 +178,18 @@ export const UNARY = {
     gradWgsl: (x, y, g) => `-0.5 * ${g} * ${y} / ${x}`,
     gradCpu: (x, y, g) => (-0.5 * g * y) / x,
   },
-  tanh: { wgsl: (x) => `tanh_s(${x})`, cpu: Math.tanh, gradWgsl: (_x, y, g) => `${g} * (1.0 - ${y} * ${y})`, gradCpu: (_x, y, g) => g * (1 - y * y) },
-  sigmoid: { wgsl: (x) => `sigmoid_s(${x})`, cpu: sigmoid, gradWgsl: (_x, y, g) => `${g} * ${y} * (1.0 - ${y})`, gradCpu: (_x, y, g) => g * y * (1 - y) },
+  tanh: {
+    wgsl: (x) => `tanh_s(${x})`,
+    cpu: Math.tanh,
+    gradWgsl: (_x, y, g) => `${g} * (1.0 - ${y} * ${y})`,
+    gradCpu: (_x, y, g) => g * (1 - y * y),
+  },
+  sigmoid: {
+    wgsl: (x) => `sigmoid_s(${x})`,
+    cpu: sigmoid,
+    gradWgsl: (_x, y, g) => `${g} * ${y} * (1.0 - ${y})`,
+    gradCpu: (_x, y, g) => g * y * (1 - y),
+  },
   silu: {
     wgsl: (x) => `${x} * sigmoid_s(${x})`,
     cpu: (x) => x * sigmoid(x),
@@ -222,14 +237,7 @@ export function unary(op: UnaryOp, x: Tensor): Tensor {
   const gw = def.gradWgsl;
   const gc = def.gradCpu;
   if (!gw || !gc) return y;
-  return record(y, op, [x], (g) => [
-    mapElementwise(
-      `${op}_grad`,
-      [x, y, g],
-      ([xv, yv, gv]) => gw(xv, yv, gv),
-      gc,
-    ),
-  ]);
+  return record(y, op, [x], (g) => [mapElementwise(`${op}_grad`, [x, y, g], ([xv, yv, gv]) => gw(xv, yv, gv), gc)]);
 }
 
 export const neg = (x: Tensor) => unary("neg", x);
@@ -322,19 +330,56 @@ const GRADS: Partial<Record<BinaryOp, (g: Tensor, a: Arg, b: Arg, y: Tensor, whi
   sub: (g, _a, _b, _y, w) => (w === 0 ? g.viewAs(g.shape, g.strides, g.offset) : unary("neg", g)),
   mul: (g, a, b, _y, w) => binaryRaw("mul", g, w === 0 ? b : a),
   div: (g, a, b, _y, w) =>
-    w === 0 ? binaryRaw("div", g, b) : mapElementwise("div_grad_b", [g, a, b], ([gv, av, bv]) => `-${gv} * ${av} / (${bv} * ${bv})`, (gv, av, bv) => (-gv * av) / (bv * bv)),
+    w === 0
+      ? binaryRaw("div", g, b)
+      : mapElementwise(
+          "div_grad_b",
+          [g, a, b],
+          ([gv, av, bv]) => `-${gv} * ${av} / (${bv} * ${bv})`,
+          (gv, av, bv) => (-gv * av) / (bv * bv),
+        ),
   pow: (g, a, b, y, w) =>
     w === 0
-      ? mapElementwise("pow_grad_a", [g, a, b], ([gv, av, bv]) => `${gv} * ${bv} * pow_s(${av}, ${bv} - 1.0)`, (gv, av, bv) => gv * bv * av ** (bv - 1))
-      : mapElementwise("pow_grad_b", [g, y, a], ([gv, yv, av]) => `${gv} * ${yv} * log(${av})`, (gv, yv, av) => gv * yv * Math.log(av)),
+      ? mapElementwise(
+          "pow_grad_a",
+          [g, a, b],
+          ([gv, av, bv]) => `${gv} * ${bv} * pow_s(${av}, ${bv} - 1.0)`,
+          (gv, av, bv) => gv * bv * av ** (bv - 1),
+        )
+      : mapElementwise(
+          "pow_grad_b",
+          [g, y, a],
+          ([gv, yv, av]) => `${gv} * ${yv} * log(${av})`,
+          (gv, yv, av) => gv * yv * Math.log(av),
+        ),
   maximum: (g, a, b, _y, w) =>
     w === 0
-      ? mapElementwise("max_grad_a", [g, a, b], ([gv, av, bv]) => `select(0.0, ${gv}, ${av} >= ${bv})`, (gv, av, bv) => (av >= bv ? gv : 0))
-      : mapElementwise("max_grad_b", [g, a, b], ([gv, av, bv]) => `select(0.0, ${gv}, ${bv} > ${av})`, (gv, av, bv) => (bv > av ? gv : 0)),
+      ? mapElementwise(
+          "max_grad_a",
+          [g, a, b],
+          ([gv, av, bv]) => `select(0.0, ${gv}, ${av} >= ${bv})`,
+          (gv, av, bv) => (av >= bv ? gv : 0),
+        )
+      : mapElementwise(
+          "max_grad_b",
+          [g, a, b],
+          ([gv, av, bv]) => `select(0.0, ${gv}, ${bv} > ${av})`,
+          (gv, av, bv) => (bv > av ? gv : 0),
+        ),
   minimum: (g, a, b, _y, w) =>
     w === 0
-      ? mapElementwise("min_grad_a", [g, a, b], ([gv, av, bv]) => `select(0.0, ${gv}, ${av} <= ${bv})`, (gv, av, bv) => (av <= bv ? gv : 0))
-      : mapElementwise("min_grad_b", [g, a, b], ([gv, av, bv]) => `select(0.0, ${gv}, ${bv} < ${av})`, (gv, av, bv) => (bv < av ? gv : 0)),
+      ? mapElementwise(
+          "min_grad_a",
+          [g, a, b],
+          ([gv, av, bv]) => `select(0.0, ${gv}, ${av} <= ${bv})`,
+          (gv, av, bv) => (av <= bv ? gv : 0),
+        )
+      : mapElementwise(
+          "min_grad_b",
+          [g, a, b],
+          ([gv, av, bv]) => `select(0.0, ${gv}, ${bv} < ${av})`,
+          (gv, av, bv) => (bv < av ? gv : 0),
+        ),
 };
 
 export const add = (a: Arg, b: Arg) => binary("add", a, b);
@@ -357,13 +402,42 @@ export const clamp = (x: Tensor, lo: number, hi: number): Tensor => minimum(maxi
 /** `cond ? a : b` elementwise (cond nonzero = true), broadcasting all three. */
 export function where(cond: Tensor, a: Arg, b: Arg): Tensor {
   const ts = checkArgs("where", a, b);
-  const y = mapElementwise("where", [cond, a, b], ([c, x, z]) => `select(${z}, ${x}, ${c} != 0.0)`, (c, x, z) => (c !== 0 ? x : z));
+  const y = mapElementwise(
+    "where",
+    [cond, a, b],
+    ([c, x, z]) => `select(${z}, ${x}, ${c} != 0.0)`,
+    (c, x, z) => (c !== 0 ? x : z),
+  );
   return record(y, "where", ts, (g, needs) => {
     const out: (Tensor | null)[] = [];
     if (a instanceof Tensor)
-      out.push(needs[0] ? reduceGrad(mapElementwise("where_grad_a", [cond, g], ([c, gv]) => `select(0.0, ${gv}, ${c} != 0.0)`, (c, gv) => (c !== 0 ? gv : 0)), a) : null);
+      out.push(
+        needs[0]
+          ? reduceGrad(
+              mapElementwise(
+                "where_grad_a",
+                [cond, g],
+                ([c, gv]) => `select(0.0, ${gv}, ${c} != 0.0)`,
+                (c, gv) => (c !== 0 ? gv : 0),
+              ),
+              a,
+            )
+          : null,
+      );
     if (b instanceof Tensor)
-      out.push(needs[out.length] ? reduceGrad(mapElementwise("where_grad_b", [cond, g], ([c, gv]) => `select(${gv}, 0.0, ${c} != 0.0)`, (c, gv) => (c !== 0 ? 0 : gv)), b) : null);
+      out.push(
+        needs[out.length]
+          ? reduceGrad(
+              mapElementwise(
+                "where_grad_b",
+                [cond, g],
+                ([c, gv]) => `select(${gv}, 0.0, ${c} != 0.0)`,
+                (c, gv) => (c !== 0 ? 0 : gv),
+              ),
+              b,
+            )
+          : null,
+      );
     return out;
   });
 }
@@ -406,7 +480,13 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   x.check("cast");
   if (x.dtype === dtype) return identity(x);
   if (dtype === "bf16" || dtype === "f16") return toHalf(x, dtype);
-  const y = mapElementwise(`cast_${dtype}`, [x], ([v]) => v, (v) => v, dtype as "f32" | "i32");
+  const y = mapElementwise(
+    `cast_${dtype}`,
+    [x],
+    ([v]) => v,
+    (v) => v,
+    dtype as "f32" | "i32",
+  );
   if (dtype === "f32" && x.dtype !== "i32") return record(y, "cast", [x], (g) => [g.viewAs(g.shape, g.strides, g.offset)]);
   return y;
 }
@@ -423,7 +503,8 @@ function toHalf(x: Tensor, dtype: "bf16" | "f16"): Tensor {
     // bf16: round-to-nearest-even on the bits (NaN kept quiet); f16: the same on the half layout.
     const pack =
       dtype === "bf16"
-        ? `fn h(v: f32) -> u32 { let b = bitcast<u32>(v); if ((b & 0x7fffffffu) > 0x7f800000u) { return ((b >> 16u) | 0x40u) & 0xffffu; } return ((b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u) & 0xffffu; }`
+        ? `fn h(v: f32) -> u32 { let b = bitcast<u32>(v); if ((b & 0x7fffffffu) > 0x7f800000u) { return ((b >> 16u) | 0x40u) & ` +
+          `0xffffu; } return ((b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u) & 0xffffu; }`
         : `fn h(v: f32) -> u32 { return pack2x16float(vec2<f32>(v, 0.0)) & 0xffffu; }`;
     b.dispatch({
       key: `to_${dtype}`,
@@ -479,4 +560,3 @@ export function erf(x: number): number {
   const erfc = Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
   return Math.sign(x) * (1 - erfc);
 }
-

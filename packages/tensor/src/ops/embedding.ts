@@ -14,7 +14,8 @@ function checkIds(op: string, ids: Tensor, V: number, table: Tensor): void {
   if (ids.dtype !== "i32") throw new DTypeError(`${op}: ids must be i32, got ${ids.dtype} ${fmtShape(ids.shape)}`);
   if (ids.backend.kind === "cpu") {
     for (const v of cpuValues(ids))
-      if (v < 0 || v >= V) throw new IndexError(`${op}: id ${v} is out of range [0, ${V}) for table ${fmtShape(table.shape)} (ids ${fmtShape(ids.shape)})`);
+      if (v < 0 || v >= V)
+        throw new IndexError(`${op}: id ${v} is out of range [0, ${V}) for table ${fmtShape(table.shape)} (ids ${fmtShape(ids.shape)})`);
   }
 }
 
@@ -25,7 +26,9 @@ function gatherRaw(table: Tensor, ids: Tensor): Tensor {
   const b = table.backend;
   if (n === 0) return out;
   if (isGpu(b)) {
-    const { code, err } = b.validation(`embedding: an id is out of range [0, ${V}) for table ${fmtShape(table.shape)} (ids ${fmtShape(ids.shape)})`);
+    const { code, err } = b.validation(
+      `embedding: an id is out of range [0, ${V}) for table ${fmtShape(table.shape)} (ids ${fmtShape(ids.shape)})`,
+    );
     const params = { u: { n, H, V, to: table.offset, io: ids.offset, code } };
     b.dispatch({
       key: `embedding:${table.dtype}`,
@@ -33,7 +36,8 @@ function gatherRaw(table: Tensor, ids: Tensor): Tensor {
       inputs: [gpuOf(table), gpuOf(ids)],
       outputs: [gpuOf(out), err],
       grid: groups(n, WG),
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "tab", table.dtype)}${inputDecl(2, "ids", "i32")}${outputDecl(3, "out")}${reportWgsl(4)}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "tab", table.dtype)}${inputDecl(2, "ids", "i32")}${outputDecl(3, "out")}
+${reportWgsl(4)}
 ${MAIN(WG)} {
   let i = ${LINEAR_WG} * ${WG}u + lid.x;
   if (i >= p.n) { return; }

@@ -36,12 +36,16 @@ export function outputDecl(binding: number, name: string, d: "f32" | "i32" = "f3
 
 /** Requires float (f32/f16/bf16) inputs for a math op. */
 export function requireFloat(op: string, ...ts: Tensor[]): void {
-  for (const t of ts) if (t.dtype === "i32") throw new DTypeError(`${op}: expected a float tensor, got i32 ${fmtShape(t.shape)}; cast it with cast(x, "f32")`);
+  for (const t of ts)
+    if (t.dtype === "i32")
+      throw new DTypeError(`${op}: expected a float tensor, got i32 ${fmtShape(t.shape)}; cast it with cast(x, "f32")`);
 }
 
 /** Requires f32 (trainable compute dtype), e.g. for ops whose outputs are written in place. */
 export function requireF32(op: string, ...ts: Tensor[]): void {
-  for (const t of ts) if (t.dtype !== "f32") throw new DTypeError(`${op}: expected an f32 tensor, got ${t.dtype} ${fmtShape(t.shape)}; cast it with cast(x, "f32")`);
+  for (const t of ts)
+    if (t.dtype !== "f32")
+      throw new DTypeError(`${op}: expected an f32 tensor, got ${t.dtype} ${fmtShape(t.shape)}; cast it with cast(x, "f32")`);
 }
 
 /**
@@ -103,7 +107,8 @@ export const groups = (n: number, wg: number): number => Math.ceil(n / wg);
 
 /** Standard compute entry point header with the builtins our kernels use. */
 export const MAIN = (wg: number | string) =>
-  `@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
+  `@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: ` +
+  `vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
 
 /**
  * WGSL workgroup reductions over `wg` invocations: `wg_sum(v, lid)` and `wg_max(v, lid)` return

@@ -158,10 +158,15 @@ function subgroupKernel(o: MatmulOpts): MatmulKernel {
   } else {
     for (let c = 0; c < CN; c++) {
       if (v4) S.push(`    let bt${c} = B[(bc${c} + k) / 4u];`);
-      else S.push(`    let bt${c} = select(vec4<f32>(0.0), vec4<f32>(B[bc${c} + kc0], B[bc${c} + kc1], B[bc${c} + kc2], B[bc${c} + kc3]), vec4<bool>(kv0, kv1, kv2, kv3));`);
+      else
+        S.push(
+          `    let bt${c} = select(vec4<f32>(0.0), vec4<f32>(B[bc${c} + kc0], B[bc${c} + kc1], B[bc${c} + kc2], B[bc${c} + ` +
+            `kc3]), vec4<bool>(kv0, kv1, kv2, kv3));`,
+        );
     }
-    for (let kk = 0; kk < KS; kk++) for (let q = 0; q < CN / 4; q++)
-      S.push(`    let b${kk}_${q} = vec4<f32>(bt${q * 4}[${kk}], bt${q * 4 + 1}[${kk}], bt${q * 4 + 2}[${kk}], bt${q * 4 + 3}[${kk}]);`);
+    for (let kk = 0; kk < KS; kk++)
+      for (let q = 0; q < CN / 4; q++)
+        S.push(`    let b${kk}_${q} = vec4<f32>(bt${q * 4}[${kk}], bt${q * 4 + 1}[${kk}], bt${q * 4 + 2}[${kk}], bt${q * 4 + 3}[${kk}]);`);
   }
   // A value (row r, k-sub kk) -> [unit, component]
   const aRef = (r: number, kk: number): [number, number] => {
@@ -172,7 +177,10 @@ function subgroupKernel(o: MatmulOpts): MatmulKernel {
   for (let r = 0; r < TM; r++) {
     for (let kk = 0; kk < KS; kk++) {
       const [u, comp] = aRef(r, kk);
-      if (!done.has(u)) { done.add(u); S.push(`    let A${u} = subgroupBroadcast(la${Math.floor(u / SG)}, ${u % SG}u);`); }
+      if (!done.has(u)) {
+        done.add(u);
+        S.push(`    let A${u} = subgroupBroadcast(la${Math.floor(u / SG)}, ${u % SG}u);`);
+      }
       const a = comp < 0 ? `A${u}` : `A${u}[${comp}]`;
       for (let q = 0; q < CN / 4; q++) S.push(`    c${r}_${q} = fma(vec4<f32>(${a}), b${kk}_${q}, c${r}_${q});`);
     }
@@ -198,9 +206,9 @@ function registerKernel(o: MatmulOpts): MatmulKernel {
   if (KS !== 1 && !(v4 && KS === 4)) throw new Error("kStep 4 needs vec4");
   if (CN % 4) throw new Error("colsPerLane must be a multiple of 4");
   const aK4 = v4 && !transA && KS === 4; // A vec4 along k
-  const aM4 = v4 && transA;              // A^T vec4 along m
-  const bN4 = v4 && !transB;             // B vec4 along n
-  const bK4 = v4 && transB && KS === 4;  // B^T vec4 along k
+  const aM4 = v4 && transA; // A^T vec4 along m
+  const bN4 = v4 && !transB; // B vec4 along n
+  const bK4 = v4 && transB && KS === 4; // B^T vec4 along k
   if (aM4 && TM % 4) throw new Error("rows must be a multiple of 4 for vec4 A^T");
   const S: string[] = [HEADER, ...bindings(aK4 || aM4 ? "vec4<f32>" : "f32", bN4 || bK4 ? "vec4<f32>" : "f32", v4 ? "vec4<f32>" : "f32")];
   S.push(`@compute @workgroup_size(${WX})`);
@@ -223,14 +231,27 @@ function registerKernel(o: MatmulOpts): MatmulKernel {
   for (let kk = 0; kk < KS; kk++) bvec.push([]);
   if (!transB) {
     for (let kk = 0; kk < KS; kk++) {
-      if (bN4) { S.push(`    let br${kk} = (k + ${kk}u) * N;`); for (let q = 0; q < CN / 4; q++) { S.push(`    let b${kk}_${q} = B[(br${kk} + ib${q}) / 4u];`); bvec[kk].push(`b${kk}_${q}`); } }
-      else for (let q = 0; q < CN / 4; q++) { S.push(`    let b${kk}_${q} = vec4<f32>(${[0, 1, 2, 3].map((i) => `B[(k + ${kk}u) * N + ib${q * 4 + i}]`).join(", ")});`); bvec[kk].push(`b${kk}_${q}`); }
+      if (bN4) {
+        S.push(`    let br${kk} = (k + ${kk}u) * N;`);
+        for (let q = 0; q < CN / 4; q++) {
+          S.push(`    let b${kk}_${q} = B[(br${kk} + ib${q}) / 4u];`);
+          bvec[kk].push(`b${kk}_${q}`);
+        }
+      } else
+        for (let q = 0; q < CN / 4; q++) {
+          S.push(`    let b${kk}_${q} = vec4<f32>(${[0, 1, 2, 3].map((i) => `B[(k + ${kk}u) * N + ib${q * 4 + i}]`).join(", ")});`);
+          bvec[kk].push(`b${kk}_${q}`);
+        }
     }
   } else if (bK4) {
     for (let c = 0; c < CN; c++) S.push(`    let bt${c} = B[(ib${c} + k) / 4u];`);
-    for (let kk = 0; kk < KS; kk++) for (let q = 0; q < CN / 4; q++) bvec[kk].push(`vec4<f32>(${[0, 1, 2, 3].map((i) => `bt${q * 4 + i}[${kk}]`).join(", ")})`);
+    for (let kk = 0; kk < KS; kk++)
+      for (let q = 0; q < CN / 4; q++) bvec[kk].push(`vec4<f32>(${[0, 1, 2, 3].map((i) => `bt${q * 4 + i}[${kk}]`).join(", ")})`);
   } else {
-    for (let q = 0; q < CN / 4; q++) { S.push(`    let b0_${q} = vec4<f32>(${[0, 1, 2, 3].map((i) => `B[ib${q * 4 + i} + k]`).join(", ")});`); bvec[0].push(`b0_${q}`); }
+    for (let q = 0; q < CN / 4; q++) {
+      S.push(`    let b0_${q} = vec4<f32>(${[0, 1, 2, 3].map((i) => `B[ib${q * 4 + i} + k]`).join(", ")});`);
+      bvec[0].push(`b0_${q}`);
+    }
   }
   const aval = (r: number, kk: number): string => {
     if (aK4) return `av${r}[${kk}]`;
@@ -238,12 +259,15 @@ function registerKernel(o: MatmulOpts): MatmulKernel {
     return `as${kk}_${r}`;
   };
   for (let kk = 0; kk < KS; kk++) {
-    if (aK4) { if (kk === 0) for (let r = 0; r < TM; r++) S.push(`    let av${r} = A[(ia${r} + k) / 4u];`); }
-    else if (aM4) for (let q = 0; q < TM / 4; q++) S.push(`    let av${kk}_${q} = A[((k + ${kk}u) * M + ia${q}) / 4u];`);
-    else for (let r = 0; r < TM; r++) S.push(`    let as${kk}_${r} = ${!transA ? `A[ia${r} + k + ${kk}u]` : `A[(k + ${kk}u) * M + ia${r}]`};`);
+    if (aK4) {
+      if (kk === 0) for (let r = 0; r < TM; r++) S.push(`    let av${r} = A[(ia${r} + k) / 4u];`);
+    } else if (aM4) for (let q = 0; q < TM / 4; q++) S.push(`    let av${kk}_${q} = A[((k + ${kk}u) * M + ia${q}) / 4u];`);
+    else
+      for (let r = 0; r < TM; r++) S.push(`    let as${kk}_${r} = ${!transA ? `A[ia${r} + k + ${kk}u]` : `A[(k + ${kk}u) * M + ia${r}]`};`);
   }
-  for (let r = 0; r < TM; r++) for (let kk = 0; kk < KS; kk++) for (let q = 0; q < CN / 4; q++)
-    S.push(`    c${r}_${q} = fma(vec4<f32>(${aval(r, kk)}), ${bvec[kk][q]}, c${r}_${q});`);
+  for (let r = 0; r < TM; r++)
+    for (let kk = 0; kk < KS; kk++)
+      for (let q = 0; q < CN / 4; q++) S.push(`    c${r}_${q} = fma(vec4<f32>(${aval(r, kk)}), ${bvec[kk][q]}, c${r}_${q});`);
   S.push(`  }`);
   emitStores(S, TM, CN, true, v4);
   S.push(`}`);
@@ -264,14 +288,19 @@ export function matmulTiledWgsl(o: MatmulTiledOpts): MatmulKernel {
   const { transA, transB } = o;
   const v4 = o.vec4;
   const R = (o.tile ?? 64) / 64; // vec4 groups per thread per dimension
-  const BM = 64 * R, BN = 64 * R, KT = o.kTile ?? 16;
+  const BM = 64 * R,
+    BN = 64 * R,
+    KT = o.kTile ?? 16;
   const T = 256;
   if (((BM * KT) / 4) % T) throw new Error("tile*kTile/4 must be a multiple of 256 (tile 64 -> kTile 16|32)");
   const S: string[] = [HEADER, ...bindings(v4 ? "vec4<f32>" : "f32", v4 ? "vec4<f32>" : "f32", v4 ? "vec4<f32>" : "f32")];
   S.push(`var<workgroup> As: array<vec4<f32>, ${(KT * BM) / 4}>; // [k][m/4]`);
   S.push(`var<workgroup> Bs: array<vec4<f32>, ${(KT * BN) / 4}>; // [k][n/4]`);
   S.push(`@compute @workgroup_size(16, 16, 1)`);
-  S.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>, @builtin(local_invocation_index) li: u32) {`);
+  S.push(
+    `fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>, ` +
+      `@builtin(local_invocation_index) li: u32) {`,
+  );
   S.push(`  let M = p.M; let N = p.N; let K = p.K;`);
   S.push(`  let m0 = wid.y * ${BM}u; let n0 = wid.x * ${BN}u;`);
   S.push(`  let aoff = p.aOff + wid.z * p.strideA; let boff = p.bOff + wid.z * p.strideB; let coff = wid.z * p.strideC;`);
@@ -306,7 +335,9 @@ export function matmulTiledWgsl(o: MatmulTiledOpts): MatmulKernel {
       if (v4) {
         const per = total / 4 / T;
         for (let s = 0; s < per; s++) {
-          S.push(`    { let e = li + ${s * T}u; let kk = e / ${BM / 4}u; let mq = e % ${BM / 4}u; let gk = k0 + kk; let gm = m0 + mq * 4u;`);
+          S.push(
+            `    { let e = li + ${s * T}u; let kk = e / ${BM / 4}u; let mq = e % ${BM / 4}u; let gk = k0 + kk; let gm = m0 + mq * 4u;`,
+          );
           S.push(`      var v = vec4<f32>(0.0); if (gk < K && gm < M) { v = A[(aoff + gk * M + gm) / 4u]; }`);
           S.push(`      As[kk * ${BM / 4}u + mq] = v; }`);
         }
@@ -326,7 +357,9 @@ export function matmulTiledWgsl(o: MatmulTiledOpts): MatmulKernel {
       if (v4) {
         const per = total / 4 / T;
         for (let s = 0; s < per; s++) {
-          S.push(`    { let e = li + ${s * T}u; let kk = e / ${BN / 4}u; let nq = e % ${BN / 4}u; let gk = k0 + kk; let gn = n0 + nq * 4u;`);
+          S.push(
+            `    { let e = li + ${s * T}u; let kk = e / ${BN / 4}u; let nq = e % ${BN / 4}u; let gk = k0 + kk; let gn = n0 + nq * 4u;`,
+          );
           S.push(`      var v = vec4<f32>(0.0); if (gk < K && gn < N) { v = B[(boff + gk * N + gn) / 4u]; }`);
           S.push(`      Bs[kk * ${BN / 4}u + nq] = v; }`);
         }
@@ -343,7 +376,9 @@ export function matmulTiledWgsl(o: MatmulTiledOpts): MatmulKernel {
       if (v4) {
         const per = total / 4 / T;
         for (let s = 0; s < per; s++) {
-          S.push(`    { let e = li + ${s * T}u; let n = e / ${KT / 4}u; let kq = (e % ${KT / 4}u) * 4u; let gn = n0 + n; let gk = k0 + kq;`);
+          S.push(
+            `    { let e = li + ${s * T}u; let n = e / ${KT / 4}u; let kq = (e % ${KT / 4}u) * 4u; let gn = n0 + n; let gk = k0 + kq;`,
+          );
           S.push(`      var v = vec4<f32>(0.0); if (gn < N && gk < K) { v = B[(boff + gn * K + gk) / 4u]; }`);
           S.push(`      let nq = n / 4u; let nc = n % 4u;`);
           for (let t = 0; t < 4; t++) S.push(`      Bs[(kq + ${t}u) * ${BN / 4}u + nq][nc] = v[${t}];`);
@@ -365,23 +400,25 @@ export function matmulTiledWgsl(o: MatmulTiledOpts): MatmulKernel {
   S.push(`    for (var kk = 0u; kk < ${KT}u; kk++) {`);
   for (let i = 0; i < R; i++) S.push(`      let a${i} = As[kk * ${BM / 4}u + l.y + ${16 * i}u];`);
   for (let j = 0; j < R; j++) S.push(`      let b${j} = Bs[kk * ${BN / 4}u + l.x + ${16 * j}u];`);
-  for (let i = 0; i < R; i++) for (let t = 0; t < 4; t++) for (let j = 0; j < R; j++)
-    S.push(`      c${i * 4 + t}_${j} = fma(vec4<f32>(a${i}[${t}]), b${j}, c${i * 4 + t}_${j});`);
+  for (let i = 0; i < R; i++)
+    for (let t = 0; t < 4; t++)
+      for (let j = 0; j < R; j++) S.push(`      c${i * 4 + t}_${j} = fma(vec4<f32>(a${i}[${t}]), b${j}, c${i * 4 + t}_${j});`);
   S.push(`    }`);
   S.push(`    workgroupBarrier();`);
   S.push(`  }`);
   // stores: row = m0 + (l.y + 16 i)*4 + t, col = n0 + (l.x + 16 j)*4
-  for (let i = 0; i < R; i++) for (let t = 0; t < 4; t++) {
-    S.push(`  { let gm = m0 + (l.y + ${16 * i}u) * 4u + ${t}u;`);
-    S.push(`    if (gm < M) {`);
-    for (let j = 0; j < R; j++) {
-      S.push(`      { let gn = n0 + (l.x + ${16 * j}u) * 4u; let ci = coff + gm * N + gn;`);
-      if (v4) S.push(`        if (gn < N) { C[ci / 4u] = c${i * 4 + t}_${j}; } }`);
-      else S.push(`        for (var u = 0u; u < 4u; u++) { if (gn + u < N) { C[ci + u] = c${i * 4 + t}_${j}[u]; } } }`);
+  for (let i = 0; i < R; i++)
+    for (let t = 0; t < 4; t++) {
+      S.push(`  { let gm = m0 + (l.y + ${16 * i}u) * 4u + ${t}u;`);
+      S.push(`    if (gm < M) {`);
+      for (let j = 0; j < R; j++) {
+        S.push(`      { let gn = n0 + (l.x + ${16 * j}u) * 4u; let ci = coff + gm * N + gn;`);
+        if (v4) S.push(`        if (gn < N) { C[ci / 4u] = c${i * 4 + t}_${j}; } }`);
+        else S.push(`        for (var u = 0u; u < 4u; u++) { if (gn + u < N) { C[ci + u] = c${i * 4 + t}_${j}[u]; } } }`);
+      }
+      S.push(`    }`);
+      S.push(`  }`);
     }
-    S.push(`    }`);
-    S.push(`  }`);
-  }
   S.push(`}`);
   return { code: S.join("\n"), workgroupSize: [16, 16, 1], tileM: BM, tileN: BN, needsSubgroups: false };
 }
@@ -409,15 +446,30 @@ export function matmulPlan(M: number, N: number, transA: boolean, transB: boolea
   const t = `${transA ? "T" : "N"}${transB ? "T" : "N"}${vec4 ? "4" : "1"}`;
   if (!dev.cpu) {
     const tile = M * N >= 512 * 512 ? 128 : 64;
-    return { key: `mm:tiled:${t}:${tile}`, tileM: tile, tileN: tile, wgsl: () => matmulTiledWgsl({ transA, transB, vec4, tile, kTile: 16 }).code };
+    return {
+      key: `mm:tiled:${t}:${tile}`,
+      tileM: tile,
+      tileN: tile,
+      wgsl: () => matmulTiledWgsl({ transA, transB, vec4, tile, kTile: 16 }).code,
+    };
   }
   const sg = dev.subgroupSize;
   if (sg !== null && sg >= 4 && sg <= 64) {
     const rows = M >= 512 ? 64 : M > 16 ? 32 : M > 8 ? 16 : 8; // don't compute (clamped) rows that don't exist
-    return { key: `mm:sg:${t}:${rows}:${sg}`, tileM: rows, tileN: sg * 4, wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "subgroup", rows, colsPerLane: 4, subgroupSize: sg }).code };
+    return {
+      key: `mm:sg:${t}:${rows}:${sg}`,
+      tileM: rows,
+      tileN: sg * 4,
+      wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "subgroup", rows, colsPerLane: 4, subgroupSize: sg }).code,
+    };
   }
   const wide = transA && !transB;
   const rows = wide ? 16 : 8;
   const kStep = wide ? 1 : vec4 && transB ? 4 : 1;
-  return { key: `mm:reg:${t}:${rows}:${kStep}`, tileM: rows, tileN: 8 * 16, wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "register", rows, colsPerLane: 16, kStep }).code };
+  return {
+    key: `mm:reg:${t}:${rows}:${kStep}`,
+    tileM: rows,
+    tileN: 8 * 16,
+    wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "register", rows, colsPerLane: 16, kStep }).code,
+  };
 }

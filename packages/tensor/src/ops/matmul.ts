@@ -60,7 +60,8 @@ function genericWgsl(a: Operand, b: Operand, batchRank: number, params: object):
   const loadA = a.trans ? "load_a(p.a_o + ab + k * p.M + m)" : "load_a(p.a_o + ab + m * p.K + k)";
   const loadB = b.trans ? "load_b(p.b_o + bb + n * p.K + k)" : "load_b(p.b_o + bb + k * p.N + n)";
   let batch = "var ab = 0u; var bb = 0u; var r = z;\n";
-  for (let i = batchRank - 1; i >= 0; i--) batch += `  { let c = r % p.bd${i}; r = r / p.bd${i}; ab += c * p.as${i}; bb += c * p.bs${i}; }\n`;
+  for (let i = batchRank - 1; i >= 0; i--)
+    batch += `  { let c = r % p.bd${i}; r = r / p.bd${i}; ab += c * p.as${i}; bb += c * p.bs${i}; }\n`;
   return `${paramsDecl(params as never)}${inputDecl(1, "a", a.t.dtype)}${inputDecl(2, "b", b.t.dtype)}${outputDecl(3, "c")}
 ${MAIN(`${WGX}, ${WGY}, 1`)} {
   let z = wid.z;
@@ -88,14 +89,18 @@ function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean): 
   const op = "matmul";
   const b0 = sameBackend(op, aIn, bIn);
   requireFloat(op, aIn, bIn);
-  if (aIn.rank < 2 || bIn.rank < 2) throw new ShapeError(`${op}: operands must have rank >= 2, got ${fmtShape(aIn.shape)} and ${fmtShape(bIn.shape)}`);
+  if (aIn.rank < 2 || bIn.rank < 2)
+    throw new ShapeError(`${op}: operands must have rank >= 2, got ${fmtShape(aIn.shape)} and ${fmtShape(bIn.shape)}`);
   const A = transA ? transpose(aIn) : aIn;
   const B = transB ? transpose(bIn) : bIn;
   const M = A.shape[A.rank - 2];
   const K = A.shape[A.rank - 1];
   const N = B.shape[B.rank - 1];
   if (B.shape[B.rank - 2] !== K)
-    throw new ShapeError(`${op}: inner dimensions differ: ${fmtShape(A.shape)} · ${fmtShape(B.shape)} (${K} vs ${B.shape[B.rank - 2]})${transA || transB ? " after transposes" : ""}`);
+    throw new ShapeError(
+      `${op}: inner dimensions differ: ${fmtShape(A.shape)} · ${fmtShape(B.shape)} (${K} vs ` +
+        `${B.shape[B.rank - 2]})${transA || transB ? " after transposes" : ""}`,
+    );
   const batchShape = broadcastShapes(op, A.shape.slice(0, -2), B.shape.slice(0, -2));
   const out = emptyTensor(b0, [...batchShape, M, N]);
   const nb = numel(batchShape);
@@ -117,7 +122,16 @@ function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean): 
  * The tuned kernels (matmul-kernels.ts): f32 operands whose batch dims collapse to one stride each.
  * Returns false when they do not apply (16-bit operands, irregular batch strides).
  */
-function dispatchFast(b0: WebGPUBackend, a: Operand, b: Operand, out: Tensor, batchShape: number[], M: number, N: number, K: number): boolean {
+function dispatchFast(
+  b0: WebGPUBackend,
+  a: Operand,
+  b: Operand,
+  out: Tensor,
+  batchShape: number[],
+  M: number,
+  N: number,
+  K: number,
+): boolean {
   if (a.t.dtype !== "f32" || b.t.dtype !== "f32") return false;
   const cStrides = batchShape.map((_, i) => numel(batchShape.slice(i + 1)) * M * N);
   const batch = collapseDims(batchShape, [a.batchStrides, b.batchStrides, cStrides]);
@@ -142,24 +156,34 @@ function dispatchFast(b0: WebGPUBackend, a: Operand, b: Operand, out: Tensor, ba
 }
 
 /** Any dtypes and batch layouts: a 4×4-per-invocation kernel with dtype-aware loaders. */
-function dispatchGeneric(b0: WebGPUBackend, a: Operand, b: Operand, out: Tensor, batchShape: number[], M: number, N: number, K: number, nb: number): void {
-      const u: Record<string, number> = { M, N, K, a_o: a.t.offset, b_o: b.t.offset };
-      batchShape.forEach((d, i) => {
-        u[`bd${i}`] = d;
-        u[`as${i}`] = a.batchStrides[i];
-        u[`bs${i}`] = b.batchStrides[i];
-      });
-      const params = { u };
-      const key = `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b${batchShape.length}`;
-      b0.dispatch({
-        key,
-        params,
-        inputs: [gpuOf(a.t), gpuOf(b.t)],
-        outputs: [gpuOf(out)],
-        grid: [Math.ceil(N / (TN * WGX)), Math.ceil(M / (TM * WGY)), nb],
-        flops: 2 * M * N * K * nb,
-        wgsl: () => genericWgsl(a, b, batchShape.length, params),
-      });
+function dispatchGeneric(
+  b0: WebGPUBackend,
+  a: Operand,
+  b: Operand,
+  out: Tensor,
+  batchShape: number[],
+  M: number,
+  N: number,
+  K: number,
+  nb: number,
+): void {
+  const u: Record<string, number> = { M, N, K, a_o: a.t.offset, b_o: b.t.offset };
+  batchShape.forEach((d, i) => {
+    u[`bd${i}`] = d;
+    u[`as${i}`] = a.batchStrides[i];
+    u[`bs${i}`] = b.batchStrides[i];
+  });
+  const params = { u };
+  const key = `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b${batchShape.length}`;
+  b0.dispatch({
+    key,
+    params,
+    inputs: [gpuOf(a.t), gpuOf(b.t)],
+    outputs: [gpuOf(out)],
+    grid: [Math.ceil(N / (TN * WGX)), Math.ceil(M / (TM * WGY)), nb],
+    flops: 2 * M * N * K * nb,
+    wgsl: () => genericWgsl(a, b, batchShape.length, params),
+  });
 }
 
 /** float64 reference: plain triple loop over logical coordinates. */

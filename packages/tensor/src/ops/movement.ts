@@ -15,7 +15,8 @@ const WG = 256;
 /** Copies the elements of view `src` into view `dst` (same shape), bit-exact for 32-bit dtypes. */
 export function copyInto(dst: Tensor, src: Tensor): void {
   const b = sameBackend("copy", dst, src);
-  if (!sameShape(dst.shape, src.shape)) throw new ShapeError(`copy: destination ${fmtShape(dst.shape)} and source ${fmtShape(src.shape)} differ`);
+  if (!sameShape(dst.shape, src.shape))
+    throw new ShapeError(`copy: destination ${fmtShape(dst.shape)} and source ${fmtShape(src.shape)} differ`);
   if (dst.dtype !== src.dtype) throw new DTypeError(`copy: destination is ${dst.dtype} but source is ${src.dtype}`);
   if (dst.size === 0) return;
   if (isHalf(src.dtype)) {
@@ -83,7 +84,8 @@ function resolveShape(op: string, x: Tensor, shape: readonly number[]): number[]
   if (inferred !== s.lastIndexOf(-1)) throw new ShapeError(`${op}: only one dimension can be -1 in ${fmtShape(shape)}`);
   if (inferred >= 0) {
     const rest = numel(s.filter((_, i) => i !== inferred));
-    if (rest === 0 || x.size % rest !== 0) throw new ShapeError(`${op}: cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(shape)}`);
+    if (rest === 0 || x.size % rest !== 0)
+      throw new ShapeError(`${op}: cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(shape)}`);
     s[inferred] = x.size / rest;
   }
   if (numel(s) !== x.size || s.some((d) => !Number.isInteger(d) || d < 0))
@@ -112,17 +114,25 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 
 /** Removes size-1 axes (all of them when `axis` is omitted). */
 export function squeeze(x: Tensor, axis?: number): Tensor {
-  if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  if (axis === undefined)
+    return reshape(
+      x,
+      x.shape.filter((d) => d !== 1),
+    );
   const a = normalizeAxis("squeeze", axis, x.rank);
   if (x.shape[a] !== 1) throw new ShapeError(`squeeze: axis ${axis} of ${fmtShape(x.shape)} has size ${x.shape[a]}, not 1`);
-  return reshape(x, x.shape.filter((_, i) => i !== a));
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== a),
+  );
 }
 
 /** Reorders axes (a view). */
 export function permute(x: Tensor, axes: readonly number[]): Tensor {
   x.check("permute");
   const norm = axes.map((a) => normalizeAxis("permute", a, x.rank));
-  if (norm.length !== x.rank || new Set(norm).size !== x.rank) throw new ShapeError(`permute: [${axes.join(",")}] is not a permutation of the ${x.rank} axes of ${fmtShape(x.shape)}`);
+  if (norm.length !== x.rank || new Set(norm).size !== x.rank)
+    throw new ShapeError(`permute: [${axes.join(",")}] is not a permutation of the ${x.rank} axes of ${fmtShape(x.shape)}`);
   const y = x.viewAs(
     norm.map((a) => x.shape[a]),
     norm.map((a) => x.strides[a]),
@@ -186,7 +196,8 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
   const a = normalizeAxis("narrow", axis, x.rank);
   const ranges: SliceRange[] = x.shape.map(() => null);
   ranges[a] = [start, start + length];
-  if (start < 0 || start + length > x.shape[a]) throw new IndexError(`narrow: [${start}, ${start + length}) is out of bounds for axis ${axis} of size ${x.shape[a]}`);
+  if (start < 0 || start + length > x.shape[a])
+    throw new IndexError(`narrow: [${start}, ${start + length}) is out of bounds for axis ${axis} of size ${x.shape[a]}`);
   return slice(x, ranges);
 }
 
@@ -239,7 +250,8 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
 /** Splits along an axis into pieces of the given sizes (views). */
 export function split(x: Tensor, sizes: readonly number[], axis = 0): Tensor[] {
   const a = normalizeAxis("split", axis, x.rank);
-  if (sizes.reduce((s, v) => s + v, 0) !== x.shape[a]) throw new ShapeError(`split: sizes [${sizes.join(",")}] do not add up to axis ${axis} of ${fmtShape(x.shape)}`);
+  if (sizes.reduce((s, v) => s + v, 0) !== x.shape[a])
+    throw new ShapeError(`split: sizes [${sizes.join(",")}] do not add up to axis ${axis} of ${fmtShape(x.shape)}`);
   let start = 0;
   return sizes.map((n) => {
     const t = narrow(x, a, start, n);

@@ -21,8 +21,14 @@ function reduceRaw(kind: Kind, x: Tensor, axes: number[], keepdim: boolean): Ten
   const outShape = keptShape(x.shape, axes, keepdim);
   const out = emptyTensor(x.backend, outShape, "f32");
   const keptAxes = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
-  const kept = collapseDims(keptAxes.map((i) => x.shape[i]), [keptAxes.map((i) => x.strides[i])]);
-  const red = collapseDims(axes.map((i) => x.shape[i]), [axes.map((i) => x.strides[i])]);
+  const kept = collapseDims(
+    keptAxes.map((i) => x.shape[i]),
+    [keptAxes.map((i) => x.strides[i])],
+  );
+  const red = collapseDims(
+    axes.map((i) => x.shape[i]),
+    [axes.map((i) => x.strides[i])],
+  );
   const nout = out.size;
   const nred = numel(red.shape);
   if (nout === 0) return out;

@@ -4,7 +4,21 @@ import { record } from "../autograd.js";
 import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
 import { ShapeError, fmtShape } from "../errors.js";
 import { sameBackend, type Tensor } from "../tensor.js";
-import { cpuData, cpuValues, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireFloat, rowsOf, rowWorkgroup, wgReduceLib } from "./kernel.js";
+import {
+  cpuData,
+  cpuValues,
+  emptyTensor,
+  gpuOf,
+  groups,
+  inputDecl,
+  isGpu,
+  MAIN,
+  outputDecl,
+  requireFloat,
+  rowsOf,
+  rowWorkgroup,
+  wgReduceLib,
+} from "./kernel.js";
 import { contiguous } from "./movement.js";
 
 export interface RmsNormOptions {
@@ -28,7 +42,8 @@ function forwardRaw(x: Tensor, w: Tensor, eps: number, off: number): { y: Tensor
       inputs: [gpuOf(x), gpuOf(w)],
       outputs: [gpuOf(y), gpuOf(rstd)],
       grid: rows,
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "w", w.dtype)}${outputDecl(3, "y")}${outputDecl(4, "rs")}${wgReduceLib(wg)}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "w", w.dtype)}${outputDecl(3, "y")}
+${outputDecl(4, "rs")}${wgReduceLib(wg)}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }
@@ -73,7 +88,8 @@ function backwardRaw(x: Tensor, w: Tensor, rstd: Tensor, g: Tensor, off: number,
       inputs: [gpuOf(x), gpuOf(w), gpuOf(rstd), gpuOf(gc)],
       outputs: [gpuOf(dx)],
       grid: rows,
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "w", w.dtype)}${inputDecl(3, "rs", "f32")}${inputDecl(4, "g", "f32")}${outputDecl(5, "dx")}${wgReduceLib(wg)}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "w", w.dtype)}${inputDecl(3, "rs", "f32")}
+${inputDecl(4, "g", "f32")}${outputDecl(5, "dx")}${wgReduceLib(wg)}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }
@@ -97,7 +113,8 @@ ${MAIN(wg)} {
         inputs: [gpuOf(x), gpuOf(rstd), gpuOf(gc)],
         outputs: [gpuOf(dw)],
         grid: groups(cols, 64),
-        wgsl: () => `${paramsDecl(pw)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "rs", "f32")}${inputDecl(3, "g", "f32")}${outputDecl(4, "dw")}
+        wgsl: () => `${paramsDecl(pw)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "rs", "f32")}${inputDecl(3, "g", "f32")}
+${outputDecl(4, "dw")}
 ${MAIN(64)} {
   let j = ${LINEAR_WG} * 64u + lid.x;
   if (j >= p.cols) { return; }
@@ -135,7 +152,8 @@ export function rmsNorm(x: Tensor, w: Tensor, opts: RmsNormOptions = {}): Tensor
   sameBackend("rmsNorm", x, w);
   requireFloat("rmsNorm", x, w);
   const H = x.shape[x.rank - 1];
-  if (w.rank !== 1 || w.shape[0] !== H) throw new ShapeError(`rmsNorm: weight ${fmtShape(w.shape)} does not match the last axis of ${fmtShape(x.shape)}`);
+  if (w.rank !== 1 || w.shape[0] !== H)
+    throw new ShapeError(`rmsNorm: weight ${fmtShape(w.shape)} does not match the last axis of ${fmtShape(x.shape)}`);
   const eps = opts.eps ?? 1e-6;
   const off = opts.offset ?? 0;
   const xc = contiguous(x);

@@ -18,7 +18,12 @@ export interface RopeOptions {
 
 const WG = 64;
 
-function ropeRaw(x: Tensor, invFreq: Tensor, o: Required<Pick<RopeOptions, "layout" | "offset">> & { positions?: Tensor }, sign: 1 | -1): Tensor {
+function ropeRaw(
+  x: Tensor,
+  invFreq: Tensor,
+  o: Required<Pick<RopeOptions, "layout" | "offset">> & { positions?: Tensor },
+  sign: 1 | -1,
+): Tensor {
   const [B, d1, d2, D] = x.shape;
   const [T, H] = o.layout === "bthd" ? [d1, d2] : [d2, d1];
   const half = D / 2;
@@ -41,7 +46,8 @@ function ropeRaw(x: Tensor, invFreq: Tensor, o: Required<Pick<RopeOptions, "layo
       inputs,
       outputs: [gpuOf(y)],
       grid: groups(n, WG),
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${inputDecl(2, "inv", "f32")}${pos ? inputDecl(3, "pos", "i32") : ""}${outputDecl(pos ? 4 : 3, "y")}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${inputDecl(2, "inv", "f32")}
+${pos ? inputDecl(3, "pos", "i32") : ""}${outputDecl(pos ? 4 : 3, "y")}
 fn reduce_angle(a: f32) -> f32 {
   // Cody-Waite: a - k·2π with 2π split into an exact head and a small tail.
   let k = round(a * 0.15915494309189535);
@@ -110,7 +116,8 @@ export function rope(x: Tensor, invFreq: Tensor, opts: RopeOptions = {}): Tensor
   if (pos) {
     if (pos.dtype !== "i32") throw new DTypeError(`rope: positions must be i32, got ${pos.dtype}`);
     const ok = (pos.rank === 2 && pos.shape[0] === x.shape[0] && pos.shape[1] === T) || (pos.rank === 1 && pos.shape[0] === T);
-    if (!ok) throw new ShapeError(`rope: positions ${fmtShape(pos.shape)} do not match [B, T] = [${x.shape[0]}, ${T}] of x ${fmtShape(x.shape)}`);
+    if (!ok)
+      throw new ShapeError(`rope: positions ${fmtShape(pos.shape)} do not match [B, T] = [${x.shape[0]}, ${T}] of x ${fmtShape(x.shape)}`);
   }
   const o = { layout, offset: opts.offset ?? 0, positions: pos ? contiguous(pos) : undefined };
   const xc = contiguous(x);

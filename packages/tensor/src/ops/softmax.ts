@@ -4,7 +4,20 @@ import { record } from "../autograd.js";
 import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
 import { normalizeAxis } from "../shape.js";
 import type { Tensor } from "../tensor.js";
-import { cpuData, cpuValues, emptyTensor, gpuOf, inputDecl, isGpu, MAIN, outputDecl, requireFloat, rowsOf, rowWorkgroup, wgReduceLib } from "./kernel.js";
+import {
+  cpuData,
+  cpuValues,
+  emptyTensor,
+  gpuOf,
+  inputDecl,
+  isGpu,
+  MAIN,
+  outputDecl,
+  requireFloat,
+  rowsOf,
+  rowWorkgroup,
+  wgReduceLib,
+} from "./kernel.js";
 import { contiguous, transpose } from "./movement.js";
 
 type Kind = "softmax" | "logSoftmax";
@@ -64,7 +77,8 @@ function backwardRaw(kind: Kind, y: Tensor, g: Tensor): Tensor {
   if (isGpu(b)) {
     const wg = rowWorkgroup(cols);
     const params = { u: { cols, rows, go: gc.offset } };
-    const [red, write] = kind === "softmax" ? ["g[p.go + i] * y[i]", "y[i] * (g[p.go + i] - s)"] : ["g[p.go + i]", "g[p.go + i] - exp(y[i]) * s"];
+    const [red, write] =
+      kind === "softmax" ? ["g[p.go + i] * y[i]", "y[i] * (g[p.go + i] - s)"] : ["g[p.go + i]", "g[p.go + i] - exp(y[i]) * s"];
     b.dispatch({
       key: `${kind}_grad:${wg}`,
       params,

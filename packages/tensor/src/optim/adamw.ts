@@ -91,7 +91,10 @@ export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: Hyper
   if (n === 0) return;
   if (!p.isContiguous || !g.isContiguous) throw new ArgumentError("AdamW: parameters and gradients must be contiguous");
   if (isGpu(b)) {
-    const params = { u: { n, po: p.offset, go: g.offset }, f: { lr: h.lr, b1: h.b1, b2: h.b2, eps: h.eps, wd: h.wd, bc1: h.bc1, bc2s: h.bc2sqrt } };
+    const params = {
+      u: { n, po: p.offset, go: g.offset },
+      f: { lr: h.lr, b1: h.b1, b2: h.b2, eps: h.eps, wd: h.wd, bc1: h.bc1, bc2s: h.bc2sqrt },
+    };
     b.dispatch({
       key: "adamw",
       params,

@@ -1,0 +1,23 @@
+// Repository-wide checks that no single package owns: biome (lint + format) on the scripts, and
+// no source line longer than 140 characters anywhere (biome's formatter cannot wrap strings).
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { repoRoot } from "./lib/pnpm.mjs";
+
+const MAX = 140;
+const git = spawnSync("git", ["ls-files", "*.ts", "*.mjs", "*.js"], { cwd: repoRoot, encoding: "utf8" });
+const files = git.status === 0 ? git.stdout.split("\n").filter(Boolean) : [];
+const long = [];
+for (const f of files) {
+  readFileSync(`${repoRoot}/${f}`, "utf8")
+    .split("\n")
+    .forEach((line, i) => {
+      if (line.length > MAX) long.push(`${f}:${i + 1} (${line.length} characters)`);
+    });
+}
+if (long.length) {
+  console.error(`lint: ${long.length} line(s) over ${MAX} characters; wrap them:\n  ${long.join("\n  ")}`);
+  process.exit(1);
+}
+const biome = spawnSync(`${repoRoot}/node_modules/.bin/biome`, ["check", "scripts"], { cwd: repoRoot, stdio: "inherit" });
+process.exit(biome.status ?? 1);
