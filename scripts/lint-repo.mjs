@@ -1,12 +1,13 @@
 // Repository-wide checks that no single package owns: biome (lint + format) on the scripts, and
 // no source line longer than 140 characters anywhere (biome's formatter cannot wrap strings).
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { repoRoot } from "./lib/pnpm.mjs";
 
 const MAX = 140;
-const git = spawnSync("git", ["ls-files", "*.ts", "*.mjs", "*.js"], { cwd: repoRoot, encoding: "utf8" });
-const files = git.status === 0 ? git.stdout.split("\n").filter(Boolean) : [];
+const listed = ["ls-files", "--cached", "--others", "--exclude-standard", "*.ts", "*.mjs", "*.js"];
+const git = spawnSync("git", listed, { cwd: repoRoot, encoding: "utf8" });
+const files = git.status === 0 ? git.stdout.split("\n").filter((f) => f && existsSync(`${repoRoot}/${f}`)) : [];
 const long = [];
 for (const f of files) {
   readFileSync(`${repoRoot}/${f}`, "utf8")

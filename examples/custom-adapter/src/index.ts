@@ -15,13 +15,13 @@ export const gatedLora: AdapterVariant = {
     return { [LORA_A]: A, [LORA_B]: B, [GATE]: g };
   },
   forward({ x, state, params }) {
-    return T.mul(T.mul(loraPath(x, params), T.sigmoidOp(params[GATE])), state.scaling);
+    return T.mul(T.mul(loraPath(x, params), T.sigmoid(params[GATE])), state.scaling);
   },
   merge(w, state) {
-    return T.tidy(() => T.add(w, T.mul(deltaWeight(state.scaling, state.params), T.sigmoidOp(state.params[GATE]))));
+    return T.tidy(() => T.add(w, T.mul(deltaWeight(state.scaling, state.params), T.sigmoid(state.params[GATE]))));
   },
   unmerge(w, state) {
-    return T.tidy(() => T.sub(w, T.mul(deltaWeight(state.scaling, state.params), T.sigmoidOp(state.params[GATE]))));
+    return T.tidy(() => T.sub(w, T.mul(deltaWeight(state.scaling, state.params), T.sigmoid(state.params[GATE]))));
   },
   shapes: (out, inF, r) => ({ [LORA_A]: [r, inF], [LORA_B]: [out, r], [GATE]: [1] }),
 };

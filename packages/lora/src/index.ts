@@ -43,6 +43,7 @@ export {
   mergeAndUnload,
   type ParameterReport,
   setAdapter,
+  setDropoutDraw,
   trainableReport,
   unloadAdapters,
   unmergeAdapters,

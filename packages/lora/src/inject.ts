@@ -127,18 +127,30 @@ export function setAdapter(model: T.Module, names: string | string[]): void {
 /** The active adapter names. */
 export const activeAdapters = (model: T.Module): string[] => [...new Set(loraLayers(model).flatMap(([, l]) => l.active))];
 
-async function withFlag<R>(model: T.Module, set: (l: LoraLinear, on: boolean) => void, fn: () => R | Promise<R>): Promise<R> {
+/** Sets a flag on every LoraLinear for the duration of `fn`: synchronously for a synchronous `fn`. */
+function withFlag<R>(model: T.Module, set: (l: LoraLinear, on: boolean) => void, fn: () => R): R {
   const layers = loraLayers(model).map(([, l]) => l);
-  for (const l of layers) set(l, true);
-  try {
-    return await fn();
-  } finally {
+  const reset = () => {
     for (const l of layers) set(l, false);
+  };
+  for (const l of layers) set(l, true);
+  let result: R;
+  try {
+    result = fn();
+  } catch (e) {
+    reset();
+    throw e;
   }
+  if (result instanceof Promise) return result.finally(reset) as R;
+  reset();
+  return result;
 }
 
-/** Runs `fn` with every adapter off (merged ones are unmerged first), like peft's disable_adapter(). */
-export function disableAdapters<R>(model: T.Module, fn: () => R | Promise<R>): Promise<R> {
+/**
+ * Runs `fn` with every adapter off (merged ones are unmerged first), like peft's disable_adapter().
+ * Returns what `fn` returns: a value for a synchronous `fn`, a Promise for an async one.
+ */
+export function disableAdapters<R>(model: T.Module, fn: () => R): R {
   for (const [, l] of loraLayers(model)) l.unmerge();
   return withFlag(model, (l, on) => (l.disabled = on), fn);
 }
@@ -146,8 +158,9 @@ export function disableAdapters<R>(model: T.Module, fn: () => R | Promise<R>): P
 /**
  * Runs `fn` on the frozen pre-trained model: each adapter at its initial state (PiSSA: W_res + s·B0·A0
  * = W; zero-initialised adapters add nothing). This is BA-LoRA's teacher, without a second model.
+ * Synchronous when `fn` is (so a training step stays one synchronous tidy); a Promise when `fn` is async.
  */
-export function withInitialAdapters<R>(model: T.Module, fn: () => R | Promise<R>): Promise<R> {
+export function withInitialAdapters<R>(model: T.Module, fn: () => R): R {
   if (loraLayers(model).some(([, l]) => l.merged.length)) throw new ArgumentError("withInitialAdapters: unmerge the adapters first");
   return withFlag(model, (l, on) => (l.useInitial = on), fn);
 }
@@ -166,6 +179,17 @@ export function deleteAdapter(model: T.Module, name: string): void {
 export function mergeAdapters(model: T.Module, names?: string[]): void {
   if (names) requireAdapters(model, names);
   for (const [, l] of loraLayers(model)) l.merge(names ? names.filter((n) => l.adapters.has(n)) : l.active);
+}
+
+/**
+ * Sets the dropout draw of every adapter layer: LoRA dropout masks are a pure function of (seed,
+ * draw, layer path, adapter), so the trainer passes e.g. the micro-batch index since the start of
+ * training and a resumed run (or a recomputed forward) draws exactly the same masks.
+ */
+export function setDropoutDraw(model: T.Module, draw: number): void {
+  if (!Number.isInteger(draw) || draw < 0 || draw > 0xffffffff)
+    throw new ArgumentError(`setDropoutDraw: draw must be a 32-bit unsigned integer, got ${draw}`);
+  for (const [, l] of loraLayers(model)) l.dropoutDraw = draw;
 }
 
 export function unmergeAdapters(model: T.Module): void {

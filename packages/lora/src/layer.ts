@@ -20,17 +20,18 @@ export class LoraLinear extends T.Module {
   disabled = false;
   /** When true, adapters run with their initial tensors (the frozen pre-trained view). */
   useInitial = false;
-  private dropoutSeed: number;
+  /** Which dropout masks a training forward draws (see setDropoutDraw); masks depend on (seed, draw, path, adapter). */
+  dropoutDraw = 0;
 
   constructor(
     base: T.Linear,
     /** The module path in the model ("model.layers.0.self_attn.q_proj"). */
     readonly path: string,
-    seed = 0,
+    /** The run's seed for dropout masks. */
+    readonly seed = 0,
   ) {
     super();
     this.base_layer = base;
-    this.dropoutSeed = (seed ^ hashPath(path)) & 0xffffff;
   }
 
   get inFeatures(): number {
@@ -53,7 +54,7 @@ export class LoraLinear extends T.Module {
       const params = this.useInitial ? st.initial : st.params;
       if (!params) continue;
       const drop = this.training && !this.useInitial && st.dropout > 0;
-      const xd = drop ? T.dropout(x2, st.dropout, this.nextSeed()) : x2;
+      const xd = drop ? T.dropout(x2, st.dropout, { seed: this.seed, step: this.dropoutDraw, stream: `${this.path}/${name}` }) : x2;
       let baseNoBias: T.Tensor | null = null;
       const delta = st.variant.forward({
         x: xd,
@@ -65,11 +66,6 @@ export class LoraLinear extends T.Module {
       out = T.add(out, T.reshape(delta, [...lead, this.outFeatures]));
     }
     return out;
-  }
-
-  private nextSeed(): number {
-    this.dropoutSeed = (Math.imul(this.dropoutSeed, 1103515245) + 12345) & 0xffffff;
-    return this.dropoutSeed;
   }
 
   /** Adapter tensors appear under peft's in-memory names (`lora_A.default.weight`). */
@@ -138,10 +134,4 @@ export class LoraLinear extends T.Module {
     for (const name of [...this.adapters.keys()]) this.deleteAdapter(name);
     this.base_layer.dispose();
   }
-}
-
-function hashPath(s: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return h >>> 0;
 }

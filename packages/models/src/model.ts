@@ -258,13 +258,15 @@ export class CausalLM extends WithDecoder {
   }
 
   /**
-   * HF's causal-LM loss: logits at t predict labels[t + 1]; -100 labels (and the last position)
-   * do not count; mean over counted tokens.
+   * HF's causal-LM loss: logits at t predict labels[t + 1] (`T.causalTargets`, the same positions
+   * the regularizers count); -100 labels and the last position do not count; mean over counted tokens.
    */
   loss(logits: Tensor, labels: Tensor): Tensor {
-    const [B, Tn] = labels.shape;
-    const shifted = T.concat([T.slice(labels, [null, [1, Tn]]), T.full([B, 1], -100, { backend: labels.backend, dtype: "i32" })], 1);
-    return T.crossEntropy(logits, shifted);
+    const { targets, mask } = T.causalTargets(labels);
+    mask.dispose();
+    const loss = T.crossEntropy(logits, targets);
+    targets.dispose();
+    return loss;
   }
 }
 

@@ -3,7 +3,7 @@
 import type { Backend } from "./backend/backend.js";
 import { bytesPerElement, type DType } from "./dtype.js";
 import { ArgumentError, ShapeError, fmtShape } from "./errors.js";
-import { fill } from "./ops/elementwise.js";
+import { fill } from "./ops/copy.js";
 import { checkShape, numel, type Shape } from "./shape.js";
 import { getDefaultBackend, Tensor } from "./tensor.js";
 
@@ -84,7 +84,10 @@ export function arange(start: number, end?: number, step = 1, opts: CreateOption
   );
 }
 
-/** A small, fast, seedable PRNG (mulberry32) so initialisations are reproducible everywhere. */
+/**
+ * A small, fast, seedable PRNG (mulberry32) so initialisations are reproducible everywhere. Its whole
+ * state is one 32-bit word: `getState()` / `setState()` save and restore it exactly (checkpoints).
+ */
 export class Rng {
   private s: number;
   constructor(seed = 0) {
@@ -105,6 +108,15 @@ export class Rng {
   /** A 32-bit seed for GPU-side randomness (dropout). */
   nextU32(): number {
     return Math.floor(this.next() * 4294967296) >>> 0;
+  }
+  /** The generator's state: after `setState(s)` it draws exactly what it drew after `getState()` returned s. */
+  getState(): number {
+    return this.s;
+  }
+  setState(state: number): void {
+    if (!Number.isInteger(state) || state < 0 || state > 0xffffffff)
+      throw new ArgumentError(`Rng.setState: the state must be a 32-bit unsigned integer (from getState()), got ${state}`);
+    this.s = state >>> 0;
   }
 }
 

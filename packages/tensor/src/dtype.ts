@@ -8,8 +8,6 @@ export const DTYPES: readonly DType[] = ["f32", "i32", "f16", "bf16"];
 
 export const bytesPerElement = (d: DType): number => (d === "f16" || d === "bf16" ? 2 : 4);
 
-export const isFloat = (d: DType): boolean => d !== "i32";
-
 export const isHalf = (d: DType): boolean => d === "f16" || d === "bf16";
 
 /** Bytes a tensor of `numel` elements takes on the GPU (16-bit data is packed two per u32). */

@@ -1,71 +1,121 @@
-// @balora/tensor public API: backends, Tensor, creation, ops (forward + autograd), nn, optim, linalg.
-// Everything a model or regularizer needs is exported here; internals stay in their files.
+// @balora/tensor public API, listed explicitly: backends, Tensor, creation, differentiable ops,
+// autograd, nn, optim, linalg. Kernel authors import "@balora/tensor/kernel"; tests "…/testing".
 /// <reference types="@webgpu/types" preserve="true" />
-import type { Backend } from "./backend/backend.js";
-import { createWebGPU, type WebGPUOptions } from "./backend/device.js";
-import type { WebGPUBackend } from "./backend/webgpu.js";
-import { peekDefaultBackend, setDefaultBackend } from "./tensor.js";
 
-export type { Backend, MemoryStats, Storage } from "./backend/backend.js";
+export type { Backend, GpuBackend, MemoryStats, Storage } from "./backend/backend.js";
 export { CpuBackend, cpuBackend } from "./backend/cpu.js";
-export { WebGPUBackend } from "./backend/webgpu.js";
 export { createWebGPU, type WebGPUOptions } from "./backend/device.js";
-export * from "./errors.js";
-export * from "./dtype.js";
-export { broadcastShapes, contiguousStrides, numel, type Shape } from "./shape.js";
-export { Tensor, setDefaultBackend, getDefaultBackend, peekDefaultBackend, type GradNode, type NestedArray } from "./tensor.js";
-export { backward, isGradEnabled, keep, noGrad, record, tidy } from "./autograd.js";
-export * from "./creation.js";
-export * from "./ops/elementwise.js";
-export * from "./ops/reduce.js";
-export * from "./ops/movement.js";
-export * from "./ops/matmul.js";
-export * from "./ops/softmax.js";
-export * from "./ops/rmsnorm.js";
-export * from "./ops/rope.js";
-export * from "./ops/attention.js";
-export * from "./ops/embedding.js";
-export * from "./ops/cross-entropy.js";
-export * from "./ops/dropout.js";
-export * from "./ops/topk.js";
-
-let shared: Promise<WebGPUBackend> | null = null;
-
-/** Creates (once) the WebGPU backend and makes it the default. */
-export function initWebGPU(opts?: WebGPUOptions): Promise<WebGPUBackend> {
-  shared ??= createWebGPU(opts).then((b) => {
-    setDefaultBackend(b);
-    return b;
-  });
-  shared.catch(() => (shared = null));
-  return shared;
-}
-
-/** Destroys the backend `initWebGPU()` created (so the process can exit); a later call creates a new one. */
-export async function releaseWebGPU(): Promise<void> {
-  if (!shared) return;
-  const b = await shared.catch(() => null);
-  shared = null;
-  if (!b) return;
-  if (peekDefaultBackend() === b) setDefaultBackend(null);
-  b.destroy();
-}
-
-/** Runs `fn` with `backend` as the default backend. */
-export function withBackend<T>(backend: Backend, fn: () => T): T {
-  const prev = peekDefaultBackend();
-  setDefaultBackend(backend);
-  try {
-    return fn();
-  } finally {
-    setDefaultBackend(prev);
-  }
-}
+export { initWebGPU, releaseWebGPU } from "./backend/shared-webgpu.js";
+export { WebGPUBackend } from "./backend/webgpu.js";
+export { type BackwardOptions, backward } from "./backward.js";
+export {
+  arange,
+  type CreateOptions,
+  full,
+  ones,
+  onesLike,
+  type RandomOptions,
+  Rng,
+  rand,
+  randint,
+  randn,
+  tensor,
+  tensorFromBytes,
+  toBackend,
+  zeros,
+  zerosLike,
+} from "./creation.js";
+export { DTYPES, type DType, roundValues } from "./dtype.js";
+export {
+  ArgumentError,
+  BackendMismatchError,
+  BaloraError,
+  DeviceError,
+  DisposedError,
+  DTypeError,
+  IndexError,
+  ShapeError,
+} from "./errors.js";
+export { type BackwardFn, type GradNode, isGradEnabled, keep, noGrad, record, tidy } from "./graph.js";
+export {
+  type EighOptions,
+  eigh,
+  qr,
+  type SvdLowRankOptions,
+  type SvdOptions,
+  type SvdResult,
+  type SvdvalsOptions,
+  svd,
+  svdLowRank,
+  svdvals,
+} from "./linalg/index.js";
+export { Embedding, type LayerOptions, Linear, RMSNorm } from "./nn/layers.js";
 export { Module } from "./nn/module.js";
-export { Linear, Embedding, RMSNorm, type LayerOptions } from "./nn/layers.js";
-export { Optimizer } from "./optim/optimizer.js";
-export { AdamW, adamwUpdate, type AdamWOptions } from "./optim/adamw.js";
-export { SGD, type SGDOptions } from "./optim/sgd.js";
-export { lrSchedule, type ScheduleKind, type ScheduleOptions } from "./optim/schedule.js";
+export { type AttentionOptions, attention } from "./ops/attention.js";
+export { copyInto, copyToContiguous, fill } from "./ops/copy.js";
+export { type CrossEntropyOptions, causalTargets, crossEntropy } from "./ops/cross-entropy.js";
+export { type DropoutKey, dropout, dropoutKey } from "./ops/dropout.js";
+export {
+  abs,
+  add,
+  cast,
+  clamp,
+  cos,
+  detach,
+  div,
+  eq,
+  exp,
+  ge,
+  gelu,
+  geluExact,
+  gt,
+  identity,
+  le,
+  log,
+  lt,
+  maximum,
+  minimum,
+  mul,
+  ne,
+  neg,
+  pow,
+  relu,
+  rsqrt,
+  sigmoid,
+  silu,
+  sin,
+  sqrt,
+  square,
+  sub,
+  tanh,
+  where,
+} from "./ops/elementwise.js";
+export { embedding } from "./ops/embedding.js";
+export { type MatmulOptions, matmul } from "./ops/matmul.js";
+export {
+  concat,
+  contiguous,
+  expand,
+  flatten,
+  narrow,
+  permute,
+  reshape,
+  type SliceRange,
+  slice,
+  split,
+  squeeze,
+  transpose,
+  unsqueeze,
+} from "./ops/movement.js";
+export { max, mean, sum } from "./ops/reduce.js";
+export { type RmsNormOptions, rmsNorm } from "./ops/rmsnorm.js";
+export { type RopeOptions, rope } from "./ops/rope.js";
+export { logSoftmax, softmax } from "./ops/softmax.js";
+export { argmax, MAX_TOPK, topk } from "./ops/topk.js";
+export { AdamW, type AdamWOptions } from "./optim/adamw.js";
 export { clipGradNorm } from "./optim/clip.js";
-export * from "./linalg/index.js";
+export { OPTIMIZER_METADATA_KEY, Optimizer, type OptimizerStateDict, type ParamsInput } from "./optim/optimizer.js";
+export { lrSchedule, type ScheduleKind, type ScheduleOptions } from "./optim/schedule.js";
+export { SGD, type SGDOptions } from "./optim/sgd.js";
+export { numel, type Shape } from "./shape.js";
+export { getDefaultBackend, type NestedArray, peekDefaultBackend, setDefaultBackend, Tensor } from "./tensor.js";

@@ -86,3 +86,36 @@ export function checkShape(op: string, s: Shape): void {
     if (!Number.isInteger(d) || d < 0)
       throw new ShapeError(`${op}: invalid shape ${fmtShape(s)} (dimensions must be non-negative integers)`);
 }
+
+/** Element offsets of a strided view in logical order. */
+export function stridedOffsets(shape: Shape, strides: readonly number[], offset: number): Int32Array | Float64Array {
+  const n = numel(shape);
+  const out = n < 2 ** 31 ? new Int32Array(n) : new Float64Array(n);
+  const rank = shape.length;
+  const idx = new Array<number>(rank).fill(0);
+  let off = offset;
+  for (let i = 0; i < n; i++) {
+    out[i] = off;
+    for (let k = rank - 1; k >= 0; k--) {
+      idx[k]++;
+      off += strides[k];
+      if (idx[k] < shape[k]) break;
+      off -= strides[k] * shape[k];
+      idx[k] = 0;
+    }
+  }
+  return out;
+}
+
+/** The first and one-past-last element a strided view touches (its storage span). */
+export function viewSpan(shape: Shape, strides: readonly number[], offset: number): [number, number] {
+  if (numel(shape) === 0) return [offset, offset];
+  let lo = offset;
+  let hi = offset;
+  shape.forEach((d, i) => {
+    const reach = (d - 1) * strides[i];
+    if (reach < 0) lo += reach;
+    else hi += reach;
+  });
+  return [lo, hi + 1];
+}

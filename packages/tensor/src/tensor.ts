@@ -2,16 +2,9 @@
 // autograd fields. Ops live in src/ops; this file only knows storage, views, readback and disposal.
 import type { Backend, Storage } from "./backend/backend.js";
 import type { DType } from "./dtype.js";
-import { BackendMismatchError, ArgumentError, DisposedError, fmtShape } from "./errors.js";
-import { checkShape, contiguousStrides, numel, type Shape } from "./shape.js";
-
-/** How a tensor was made, for backward: the inputs and a function from dL/dout to dL/dinputs. */
-export interface GradNode {
-  op: string;
-  inputs: Tensor[];
-  /** Returns one gradient per input (null where the input needs none); `needs[i]` says which are wanted. */
-  backward: (gy: Tensor, needs: boolean[]) => (Tensor | null)[];
-}
+import { ArgumentError, BackendMismatchError, DisposedError, fmtShape } from "./errors.js";
+import { freeNode, type GradNode, TENSOR, trackInScope } from "./graph.js";
+import { checkShape, contiguousStrides, numel, type Shape, stridedOffsets, viewSpan } from "./shape.js";
 
 let nextTensorId = 1;
 let defaultBackend: Backend | null = null;
@@ -21,8 +14,10 @@ export function setDefaultBackend(b: Backend | null): void {
   defaultBackend = b;
 }
 
+/** The default backend, or null when none is set. */
 export const peekDefaultBackend = (): Backend | null => defaultBackend;
 
+/** The default backend; throws a message saying how to set one. */
 export function getDefaultBackend(): Backend {
   if (!defaultBackend)
     throw new ArgumentError(
@@ -31,19 +26,19 @@ export function getDefaultBackend(): Backend {
   return defaultBackend;
 }
 
-/** Scope bookkeeping, set by autograd.ts (kept here to avoid an import cycle at module load). */
-export const scopeHooks = { track: (_t: Tensor): void => {} };
-
 export class Tensor {
   readonly id = nextTensorId++;
   requiresGrad = false;
   grad: Tensor | null = null;
+  /** The node that made this tensor (null for leaves and for tensors made without a graph). */
   gradFn: GradNode | null = null;
+  /** Live graph nodes that list this tensor as an input; its own node is freed when this is 0 and it is disposed. */
+  graphUsers = 0;
   /** Optional label shown in error messages (parameters get their module path). */
   name: string | undefined;
-  private disposedFlag = false;
-  /** Set by autograd.ts: the scope that will dispose this tensor, if any. */
+  /** The tidy scope that will dispose this tensor, if any (set by graph.ts). */
   scope: Set<Tensor> | null = null;
+  private disposedFlag = false;
 
   constructor(
     readonly storage: Storage,
@@ -52,7 +47,7 @@ export class Tensor {
     readonly offset = 0,
   ) {
     storage.refs++;
-    scopeHooks.track(this);
+    trackInScope(this);
   }
 
   get backend(): Backend {
@@ -81,8 +76,8 @@ export class Tensor {
     return true;
   }
 
-  /** Throws DisposedError naming `op` if this tensor was disposed. */
-  check(op: string): this {
+  /** Throws DisposedError naming `op` when this tensor was disposed; returns the tensor. */
+  assertLive(op: string): this {
     if (this.disposedFlag) {
       throw new DisposedError(
         `${op}: tensor ${this.name ?? `#${this.id}`} ${fmtShape(this.shape)} was used after dispose() ` +
@@ -94,35 +89,42 @@ export class Tensor {
 
   /** A new tensor sharing this storage with another shape/strides/offset (no copy, no autograd). */
   viewAs(shape: Shape, strides: readonly number[] = contiguousStrides(shape), offset = this.offset): Tensor {
-    this.check("view");
+    this.assertLive("view");
     return new Tensor(this.storage, [...shape], [...strides], offset);
   }
 
+  /**
+   * Releases this view's hold on the storage (freed when no view is left) and its gradient. Its graph
+   * node, if any, stays while later nodes need it to route gradients, and is freed after that.
+   */
   dispose(): void {
     if (this.disposedFlag) return;
     this.disposedFlag = true;
     this.scope?.delete(this);
     this.scope = null;
-    // gradFn stays: a disposed intermediate can still route gradients to its inputs as long as no
-    // backward function needs its data (those throw DisposedError).
     if (this.grad) {
       this.grad.dispose();
       this.grad = null;
     }
     if (--this.storage.refs === 0) this.storage.backend.release(this.storage);
+    if (this.gradFn && this.graphUsers === 0) freeNode(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   /** Reads the elements in logical (row-major) order. The only sync point with the GPU. */
   async data(): Promise<Float32Array | Int32Array | Float64Array> {
-    this.check("data");
+    this.assertLive("data");
     if (this.isContiguous) return this.backend.read(this.storage, this.offset, this.size);
-    const { contiguous } = await import("./ops/movement.js");
-    const c = contiguous(this);
-    try {
-      return await c.data();
-    } finally {
-      c.dispose();
-    }
+    // A strided view: read the span it covers and gather on the host.
+    const [lo, hi] = viewSpan(this.shape, this.strides, this.offset);
+    const span = await this.backend.read(this.storage, lo, hi - lo);
+    const offs = stridedOffsets(this.shape, this.strides, this.offset - lo);
+    const out = new (span.constructor as Float32ArrayConstructor)(offs.length);
+    for (let i = 0; i < offs.length; i++) out[i] = span[offs[i]];
+    return out;
   }
 
   /** Nested arrays of numbers, like `torch.Tensor.tolist()`. */
@@ -141,6 +143,7 @@ export class Tensor {
     return `Tensor(${fmtShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ", requiresGrad" : ""})`;
   }
 }
+Object.defineProperty(Tensor.prototype, TENSOR, { value: true });
 
 export type NestedArray = number | NestedArray[];
 
@@ -159,9 +162,9 @@ export function emptyTensor(backend: Backend, shape: Shape, dtype: DType = "f32"
 
 /** Checks that all tensors live on one backend and are not disposed; returns that backend. */
 export function sameBackend(op: string, ...ts: Tensor[]): Backend {
-  const b = ts[0].check(op).backend;
+  const b = ts[0].assertLive(op).backend;
   for (const t of ts) {
-    t.check(op);
+    t.assertLive(op);
     if (t.backend !== b)
       throw new BackendMismatchError(
         `${op}: tensors live on different backends (${b.description} and ${t.backend.description}); move them with toBackend()`,

@@ -9,7 +9,7 @@ const unaryCases: [string, (x: T.Tensor) => T.Tensor, { low?: number; high?: num
   ["sqrt", T.sqrt, { low: 0.1, high: 5 }],
   ["rsqrt", T.rsqrt, { low: 0.1, high: 5 }],
   ["tanh", T.tanh, { low: -4, high: 4 }],
-  ["sigmoid", T.sigmoidOp, { low: -6, high: 6 }],
+  ["sigmoid", T.sigmoid, { low: -6, high: 6 }],
   ["silu", T.silu, { low: -6, high: 6 }],
   ["gelu", T.gelu, { low: -5, high: 5 }],
   ["geluExact", T.geluExact, { low: -5, high: 5 }],
@@ -29,7 +29,7 @@ describe("unary ops: WebGPU vs float64 oracle, gradients vs finite differences",
   it("is stable at extreme values (tanh, sigmoid, silu, gelu at ±1e4)", async () => {
     const gpu = await getGpu();
     const vals = [-1e4, -100, -20, 0, 20, 100, 1e4];
-    for (const fn of [T.tanh, T.sigmoidOp, T.silu, T.gelu, T.geluExact, T.exp]) {
+    for (const fn of [T.tanh, T.sigmoid, T.silu, T.gelu, T.geluExact, T.exp]) {
       const g = await fn(T.tensor(vals, undefined, { backend: gpu })).data();
       const c = (await fn(T.tensor(vals, undefined, { backend: cpu })).data()).map(Math.fround);
       expectClose(g, c, 1e-6, 1e-6, fn.name);

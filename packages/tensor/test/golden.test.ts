@@ -23,7 +23,7 @@ describe("PyTorch goldens", () => {
       expectClose(await T.gelu(x).data(), arr(g.gelu_tanh), tol, tol, `gelu tanh ${b.kind}`);
       expectClose(await T.geluExact(x).data(), arr(g.gelu), tol, tol, `gelu ${b.kind}`);
       expectClose(await T.silu(x).data(), arr(g.silu), tol, tol, `silu ${b.kind}`);
-      expectClose(await T.sigmoidOp(x).data(), arr(g.sigmoid), tol, tol, `sigmoid ${b.kind}`);
+      expectClose(await T.sigmoid(x).data(), arr(g.sigmoid), tol, tol, `sigmoid ${b.kind}`);
       expectClose(await T.tanh(x).data(), arr(g.tanh), tol, tol, `tanh ${b.kind}`);
     }
   });
@@ -44,7 +44,7 @@ describe("PyTorch goldens", () => {
         const x = T.tensor(arr(g.x), shp(g.shape), { backend: b, requiresGrad: true });
         const w = T.tensor(arr(g.w), [arr(g.w).length], { backend: b, requiresGrad: true });
         const y = T.rmsNorm(x, w, { eps: g.eps as number, offset: g.off as number });
-        T.backward(y, T.tensor(arr(g.g), shp(g.shape), { backend: b }));
+        T.backward(y, { grad: T.tensor(arr(g.g), shp(g.shape), { backend: b }) });
         const tol = b.kind === "cpu" ? 1e-10 : 2e-5;
         expectClose(await y.data(), arr(g.y), tol, tol, `y ${b.kind}`);
         expectClose(await x.grad!.data(), arr(g.dx), tol, tol, `dx ${b.kind}`);
@@ -60,7 +60,7 @@ describe("PyTorch goldens", () => {
       const inv = T.tensor(arr(g.inv_freq), [arr(g.inv_freq).length], { backend: b });
       const pos = T.tensor(new Int32Array(arr(g.pos)), [2, 4], { backend: b });
       const y = T.rope(x, inv, { layout: "bhtd", positions: pos });
-      T.backward(y, T.tensor(arr(g.g), shp(g.shape), { backend: b }));
+      T.backward(y, { grad: T.tensor(arr(g.g), shp(g.shape), { backend: b }) });
       // torch's f32 cos/sin of the f32 angle vs ours: equal to a few f32 ulps of the angle
       const tol = b.kind === "cpu" ? 1e-6 : 2e-5;
       expectClose(await y.data(), arr(g.y), tol, tol, `rope ${b.kind}`);
@@ -77,7 +77,7 @@ describe("PyTorch goldens", () => {
         const kshape = shp(g.kshape);
         const km = T.tensor(arr(g.key_mask), [kshape[0], kshape[2]], { backend: b });
         const y = T.attention(q, k, v, { scale: g.scale as number, window: g.window as number, softcap: g.cap as number, keyMask: km });
-        T.backward(y, T.tensor(arr(g.g), shp(g.qshape), { backend: b }));
+        T.backward(y, { grad: T.tensor(arr(g.g), shp(g.qshape), { backend: b }) });
         const tol = b.kind === "cpu" ? 1e-10 : 2e-5;
         expectClose(await y.data(), arr(g.y), tol, tol, `y ${b.kind}`);
         expectClose(await q.grad!.data(), arr(g.dq), tol, tol, `dq ${b.kind}`);

@@ -1,5 +1,5 @@
-// The narrow surface every backend implements: storage allocation, upload, release and async read.
-// Kernels live with their ops (src/ops/*): a WGSL path for WebGPU and a float64 path for the CPU oracle.
+// The narrow surfaces backends implement: storage for every backend, plus what GPU kernels call
+// (dispatch, copy, validation, limits). Ops see these interfaces, never a concrete backend class.
 import type { DType } from "../dtype.js";
 
 export interface Storage {
@@ -34,4 +34,62 @@ export interface Backend {
   memory(): MemoryStats;
   /** Waits until all submitted work finished. */
   sync(): Promise<void>;
+}
+
+/** Uniform values of one dispatch: `u` fields are u32, `i` fields i32, `f` fields f32 (in this order). */
+export interface Params {
+  u?: Record<string, number>;
+  i?: Record<string, number>;
+  f?: Record<string, number>;
+}
+
+/**
+ * A byte window of a storage bound to one kernel binding. Storages may be larger than one binding
+ * can hold (`maxStorageBufferBindingSize`); kernels then bind windows and offset their indices.
+ */
+export interface Window {
+  storage: Storage;
+  /** A multiple of `limits.minStorageBufferOffsetAlignment`. */
+  byteOffset: number;
+  byteLength: number;
+}
+
+export type Binding = Storage | Window;
+
+export interface Dispatch {
+  /** Identifies the WGSL: same key, same code (the params are not part of it). */
+  key: string;
+  /** Builds the WGSL on a pipeline-cache miss. Bindings: 0 = params `p`, then inputs, then outputs. */
+  wgsl: () => string;
+  params?: Params;
+  inputs: Binding[];
+  outputs: Binding[];
+  /** Workgroup counts; a single number is a 1-D count, split over x and y when above the 65535 limit. */
+  grid: number | [number, number, number];
+  /** Optional FLOP count, for BALORA_DEBUG's GFLOP/s. */
+  flops?: number;
+}
+
+export interface GpuLimits {
+  readonly maxStorageBufferBindingSize: number;
+  readonly maxBufferSize: number;
+  readonly minStorageBufferOffsetAlignment: number;
+  readonly maxComputeWorkgroupStorageSize: number;
+  readonly maxComputeInvocationsPerWorkgroup: number;
+}
+
+/** What GPU kernels call: the WebGPU backend implements it (in Node through Dawn, in browsers natively). */
+export interface GpuBackend extends Backend {
+  readonly kind: "webgpu";
+  readonly limits: GpuLimits;
+  /** What kernels may assume: a CPU implementation (lavapipe) and a fixed subgroup size. */
+  readonly traits: { readonly software: boolean; readonly subgroupSize: number | null };
+  dispatch(d: Dispatch): void;
+  /** Copies bytes between storages, in stream order with the dispatches. */
+  copy(src: Storage, srcByte: number, dst: Storage, dstByte: number, bytes: number): void;
+  /**
+   * Registers a validation message for a kernel and returns its code and the error storage to bind as
+   * an extra output (WGSL: `reportWgsl`). A report is thrown as IndexError at the next readback.
+   */
+  validation(message: string): { code: number; err: Storage };
 }

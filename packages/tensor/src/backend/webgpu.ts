@@ -4,7 +4,8 @@ import type { DType } from "../dtype.js";
 import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from "@balora/safetensors";
 import { bytesPerElement, storageBytes } from "../dtype.js";
 import { DeviceError, IndexError } from "../errors.js";
-import type { Backend, MemoryStats, Storage } from "./backend.js";
+import type { Binding, Dispatch, GpuBackend, GpuLimits, MemoryStats, Params, Storage } from "./backend.js";
+import { grid1d } from "./wgsl.js";
 
 export class GpuStorage implements Storage {
   refs = 0;
@@ -16,27 +17,6 @@ export class GpuStorage implements Storage {
     /** Stable id used in bind-group cache keys. */
     readonly id: number,
   ) {}
-}
-
-/** Uniform values of one dispatch: `u` fields are u32, `i` fields i32, `f` fields f32 (in this order). */
-export interface Params {
-  u?: Record<string, number>;
-  i?: Record<string, number>;
-  f?: Record<string, number>;
-}
-
-export interface Dispatch {
-  /** Identifies the WGSL: same key, same code (the params are not part of it). */
-  key: string;
-  /** Builds the WGSL on a pipeline-cache miss. Bindings: 0 = params `p`, then inputs, then outputs. */
-  wgsl: () => string;
-  params?: Params;
-  inputs: GpuStorage[];
-  outputs: GpuStorage[];
-  /** Workgroup counts; a single number is a 1-D count, split over x and y when above the 65535 limit. */
-  grid: number | [number, number, number];
-  /** Optional FLOP count, for BALORA_DEBUG's GFLOP/s. */
-  flops?: number;
 }
 
 const UNIFORM_BLOCK = 256;
@@ -56,31 +36,9 @@ interface ParamSlot {
   offset: number;
   words: Uint32Array;
 }
-const MAX_WG = 65535;
-
-/** The WGSL struct for a dispatch's params, declared as `p` at binding 0. */
-export function paramsDecl(params: Params | undefined): string {
-  const fields: string[] = [];
-  for (const [kind, ty] of [
-    ["u", "u32"],
-    ["i", "i32"],
-    ["f", "f32"],
-  ] as const) {
-    for (const name of Object.keys(params?.[kind] ?? {})) fields.push(`${name}: ${ty}`);
-  }
-  if (fields.length === 0) fields.push("_unused: u32");
-  return `struct Params { ${fields.join(", ")} }\n@group(0) @binding(0) var<uniform> p: Params;\n`;
-}
-
-/** 1-D workgroup grid split over x and y: returns the grid and the WGSL expression of the linear id. */
-export function grid1d(workgroups: number): [number, number, number] {
-  if (workgroups <= MAX_WG) return [Math.max(1, workgroups), 1, 1];
-  const y = Math.ceil(workgroups / MAX_WG);
-  return [Math.ceil(workgroups / y), y, 1];
-}
-
-/** WGSL: linear workgroup index for a grid from `grid1d` (needs builtins `wid` and `nwg`). */
-export const LINEAR_WG = "(wid.x + wid.y * nwg.x)";
+/** Bind-group cache key part of one binding: the buffer id, plus the window of a windowed binding. */
+const bindingKey = (b: Binding): string =>
+  "storage" in b ? `,${(b.storage as GpuStorage).id}@${b.byteOffset}+${b.byteLength}` : `,${(b as GpuStorage).id}`;
 
 function bucketBytes(bytes: number): number {
   if (bytes <= 256) return 256;
@@ -103,9 +61,9 @@ interface LayoutEntry {
   key: string;
 }
 
-export class WebGPUBackend implements Backend {
+export class WebGPUBackend implements GpuBackend {
   readonly kind = "webgpu" as const;
-  readonly limits: GPUSupportedLimits;
+  readonly limits: GpuLimits;
   /** Dispatches per submit: bigger batches amortise submit cost, smaller ones start the GPU sooner. */
   submitEvery = 32;
 
@@ -179,11 +137,11 @@ export class WebGPUBackend implements Backend {
   alloc(dtype: DType, numel: number): GpuStorage {
     this.checkAlive();
     const bytes = storageBytes(numel, dtype);
-    const max = this.limits.maxStorageBufferBindingSize;
+    const max = this.limits.maxBufferSize;
     if (bytes > max)
       throw new DeviceError(
-        `a ${dtype} tensor of ${numel} elements needs ${bytes} bytes, above this adapter's maxStorageBufferBindingSize (${max} ` +
-          `bytes); split it or use a GPU with larger bindings`,
+        `a ${dtype} tensor of ${numel} elements needs ${bytes} bytes, above this adapter's maxBufferSize (${max} bytes); ` +
+          "use a GPU with larger buffers (or keep the weights in 16-bit)",
       );
     const cap = Math.min(bucketBytes(bytes), Math.max(bytes, max - (max % 4)));
     let buffer = this.pool.get(cap)?.pop();
@@ -322,18 +280,33 @@ export class WebGPUBackend implements Backend {
 
   private bindGroupFor(layout: LayoutEntry, d: Dispatch, slot: ParamSlot): GPUBindGroup {
     let key = `${layout.key}:${slot.id}`;
-    for (const s of d.inputs) key += `,${s.id}`;
-    for (const s of d.outputs) key += `,${s.id}`;
+    for (const s of d.inputs) key += bindingKey(s);
+    for (const s of d.outputs) key += bindingKey(s);
     let bg = this.bindGroups.get(key);
     if (!bg) {
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: slot.buffer, offset: slot.offset, size: UNIFORM_BLOCK } }];
-      [...d.inputs, ...d.outputs].forEach((s, i) => entries.push({ binding: i + 1, resource: { buffer: s.buffer } }));
+      [...d.inputs, ...d.outputs].forEach((s, i) => entries.push({ binding: i + 1, resource: this.resource(d, s) }));
       bg = this.device.createBindGroup({ layout: layout.bgl, entries });
       this.counters.bindGroupsCreated++;
       if (this.bindGroups.size > 8192) this.bindGroups = new Map();
       this.bindGroups.set(key, bg);
     }
     return bg;
+  }
+
+  /** A whole buffer, or a window of it; refuses whole storages above the binding limit, naming the kernel. */
+  private resource(d: Dispatch, b: Binding): GPUBufferBinding {
+    if ("storage" in b) return { buffer: (b.storage as GpuStorage).buffer, offset: b.byteOffset, size: b.byteLength };
+    const s = b as GpuStorage;
+    const bytes = storageBytes(s.numel, s.dtype);
+    const max = this.limits.maxStorageBufferBindingSize;
+    if (bytes > max)
+      throw new DeviceError(
+        `${d.key.split(":")[0]}: a ${s.dtype} tensor of ${s.numel} elements (${bytes} bytes) is above this adapter's ` +
+          `maxStorageBufferBindingSize (${max} bytes), and this op does not split its operands yet; ` +
+          "use smaller tensors or a GPU with larger bindings",
+      );
+    return { buffer: s.buffer, offset: 0, size: bytes };
   }
 
   /** The slot holding these params (packed u32 | i32 | f32 words), created and written on first use. */
@@ -404,12 +377,12 @@ export class WebGPUBackend implements Backend {
   }
 
   /** Copies bytes between storages, in stream order with the dispatches. */
-  copy(src: GpuStorage, srcByte: number, dst: GpuStorage, dstByte: number, bytes: number): void {
+  copy(src: Storage, srcByte: number, dst: Storage, dstByte: number, bytes: number): void {
     this.checkAlive();
     if (bytes === 0) return;
     this.endPass();
     this.encoder ??= this.device.createCommandEncoder();
-    this.encoder.copyBufferToBuffer(src.buffer, srcByte, dst.buffer, dstByte, bytes);
+    this.encoder.copyBufferToBuffer((src as GpuStorage).buffer, srcByte, (dst as GpuStorage).buffer, dstByte, bytes);
   }
 
   private endPass(): void {
@@ -533,7 +506,9 @@ export class WebGPUBackend implements Backend {
     this.device.queue.submit([enc.finish()]);
     this.counters.dispatches++;
     this.counters.submits++;
-    const shapes = [...d.inputs, ...d.outputs].map((s) => `${s.dtype}[${s.numel}]`).join(" ");
+    const shapes = [...d.inputs, ...d.outputs]
+      .map((b) => ("storage" in b ? `${b.storage.dtype}@${b.byteOffset}+${b.byteLength}` : `${b.dtype}[${b.numel}]`))
+      .join(" ");
     const line = `[balora] ${d.key.split("|")[0]} grid=${grid.join("x")} ${shapes}`;
     if (!read) {
       console.error(line);
@@ -551,11 +526,6 @@ export class WebGPUBackend implements Backend {
     });
   }
 }
-
-/** WGSL for kernels that validate input: bind the `validation()` storage as `err`, call report(code, value). */
-export const reportWgsl = (binding: number) => `@group(0) @binding(${binding}) var<storage, read_write> err: array<atomic<i32>>;
-fn report(code: u32, value: i32) { atomicMax(&err[0], i32(code)); atomicStore(&err[1], value); }
-`;
 
 /** Encodes numbers as the bytes of a dtype's GPU storage (16-bit types packed, padded to 4 bytes). */
 export function encodeValues(dtype: DType, values: ArrayLike<number>): ArrayBuffer {

@@ -1,17 +1,18 @@
 // Pieces every linear-algebra routine shares: argument checks with typed errors, f32 working copies
 // of a matrix (or its transpose) that kernels may overwrite, identity matrices, and the sign rule.
+import { emptyTensor, type Tensor } from "../tensor.js";
 import type { Backend } from "../backend/backend.js";
-import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
 import { ArgumentError, ShapeError, fmtShape } from "../errors.js";
 import { cast, mul } from "../ops/elementwise.js";
-import { cpuData, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireFloat, type Tensor } from "../ops/kernel.js";
-import { copyToContiguous, transpose } from "../ops/movement.js";
+import { cpuData, groups, inputDecl, isGpu, LINEAR_WG, MAIN, outputDecl, paramsDecl, requireFloat } from "../ops/kernel.js";
+import { copyToContiguous } from "../ops/copy.js";
+import { transpose } from "../ops/movement.js";
 
 const WG = 64;
 
 /** Checks that `a` is a live, non-empty 2-D float matrix; returns its [rows, cols]. */
 export function matrixDims(op: string, a: Tensor): [number, number] {
-  a.check(op);
+  a.assertLive(op);
   requireFloat(op, a);
   if (a.rank !== 2) throw new ShapeError(`${op}: expected a 2-D matrix, got shape ${fmtShape(a.shape)}`);
   const [m, n] = a.shape;
@@ -45,7 +46,7 @@ export function eyeMatrix(b: Backend, rows: number, cols: number): Tensor {
       key: "linalg_eye",
       params,
       inputs: [],
-      outputs: [gpuOf(out)],
+      outputs: [out.storage],
       grid: groups(rows * cols, WG),
       wgsl: () => `${paramsDecl(params)}${outputDecl(1, "out")}
 ${MAIN(WG)} {
@@ -73,8 +74,8 @@ function columnSigns(v: Tensor): Tensor {
     b.dispatch({
       key: "linalg_column_signs",
       params,
-      inputs: [gpuOf(v)],
-      outputs: [gpuOf(out)],
+      inputs: [v.storage],
+      outputs: [out.storage],
       grid: cols,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "v", "f32")}${outputDecl(2, "out")}
 var<workgroup> best: array<f32, ${WG}>;

@@ -1,9 +1,10 @@
 // Symmetric eigendecomposition on the Jacobi engine, for whoever needs eigenpairs of a Gram or
 // covariance matrix: one-sided Jacobi on the positive semidefinite A + c·I, then λ = σ − c.
-import { noGrad } from "../autograd.js";
+import { noGrad } from "../graph.js";
 import { ShapeError, fmtShape } from "../errors.js";
-import { mapElementwise, sqrt, square, sub } from "../ops/elementwise.js";
-import type { Tensor } from "../ops/kernel.js";
+import { sqrt, square, sub } from "../ops/elementwise.js";
+import { mapElementwise } from "../ops/elementwise-kernel.js";
+import type { Tensor } from "../tensor.js";
 import { transpose } from "../ops/movement.js";
 import { sum } from "../ops/reduce.js";
 import { matrixDims, normalizeSigns } from "./common.js";

@@ -1,20 +1,8 @@
 // Parallel one-sided (Hestenes) Jacobi, the engine under svd and eigh: it rotates pairs of rows of a
 // k×L matrix until they are orthogonal, k/2 disjoint pairs per round, one GPU dispatch per round.
-import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
-import { fill } from "../ops/elementwise.js";
-import {
-  cpuData,
-  emptyTensor,
-  gpuOf,
-  groups,
-  inputDecl,
-  isGpu,
-  MAIN,
-  outputDecl,
-  rowWorkgroup,
-  type Tensor,
-  wgReduceLib,
-} from "../ops/kernel.js";
+import { emptyTensor, type Tensor } from "../tensor.js";
+import { fill } from "../ops/copy.js";
+import { cpuData, groups, inputDecl, isGpu, LINEAR_WG, MAIN, outputDecl, paramsDecl, rowWorkgroup, wgReduceLib } from "../ops/kernel.js";
 import { eyeMatrix, machineEps } from "./common.js";
 
 /**
@@ -99,8 +87,8 @@ function rowSumSquares(x: Tensor): Tensor {
     b.dispatch({
       key: `jacobi_row_sumsq:${wg}`,
       params,
-      inputs: [gpuOf(x)],
-      outputs: [gpuOf(out)],
+      inputs: [x.storage],
+      outputs: [out.storage],
       grid: k,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${outputDecl(2, "out")}${wgReduceLib(wg)}
 ${MAIN(wg)} {
@@ -134,8 +122,8 @@ function initState(state: Tensor, rowNorms2: Tensor): void {
     b.dispatch({
       key: "jacobi_init",
       params,
-      inputs: [gpuOf(rowNorms2)],
-      outputs: [gpuOf(state)],
+      inputs: [rowNorms2.storage],
+      outputs: [state.storage],
       grid: 1,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "n2", "f32")}@group(0) @binding(2) var<storage, read_write> st: array<u32>;
 ${wgReduceLib(wg)}
@@ -193,7 +181,7 @@ function rotateRound(x: Tensor, v: Tensor, state: Tensor, K: number, r: number, 
       key: `jacobi_round:${wg}:${ch}`,
       params,
       inputs: [],
-      outputs: [gpuOf(x), gpuOf(v), gpuOf(state)],
+      outputs: [x.storage, v.storage, state.storage],
       grid: K / 2,
       flops: (K / 2) * (12 * L + 6 * k),
       wgsl: () => `${paramsDecl(params)}${outputDecl(1, "x")}
@@ -276,7 +264,7 @@ function endSweep(state: Tensor): void {
     b.dispatch({
       key: "jacobi_end_sweep",
       inputs: [],
-      outputs: [gpuOf(state)],
+      outputs: [state.storage],
       grid: 1,
       wgsl: () => `${paramsDecl(undefined)}@group(0) @binding(1) var<storage, read_write> st: array<u32>;
 ${MAIN(1)} {
@@ -311,8 +299,8 @@ function sortDescending(norms2: Tensor): { s: Tensor; order: Tensor } {
     b.dispatch({
       key: "jacobi_sort",
       params,
-      inputs: [gpuOf(norms2)],
-      outputs: [gpuOf(s), gpuOf(order)],
+      inputs: [norms2.storage],
+      outputs: [s.storage, order.storage],
       grid: groups(k, wg),
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "n2", "f32")}${outputDecl(2, "s")}${outputDecl(3, "order", "i32")}
 ${MAIN(wg)} {
@@ -350,8 +338,8 @@ function gatherColumns(src: Tensor, order: Tensor, s: Tensor | null, state: Tens
     b.dispatch({
       key: "jacobi_gather_columns",
       params,
-      inputs: [gpuOf(src), gpuOf(order), gpuOf(s ?? order), gpuOf(state)],
-      outputs: [gpuOf(out)],
+      inputs: [src.storage, order.storage, (s ?? order).storage, state.storage],
+      outputs: [out.storage],
       grid: groups(k * len, wg),
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "src", "f32")}${inputDecl(2, "order", "i32")}
 ${inputDecl(3, "s", "f32")}@group(0) @binding(4) var<storage, read> st: array<u32>;

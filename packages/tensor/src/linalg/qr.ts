@@ -1,8 +1,8 @@
 // Householder QR (thin), for the orthonormal bases of svdLowRank and the m ≫ n step of svd. It works
 // on Aᵀ row-major so every reflected column is contiguous: one GPU dispatch per reflection.
-import { noGrad } from "../autograd.js";
-import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
-import { cpuData, emptyTensor, gpuOf, groups, isGpu, MAIN, outputDecl, rowWorkgroup, type Tensor, wgReduceLib } from "../ops/kernel.js";
+import { emptyTensor, type Tensor } from "../tensor.js";
+import { noGrad } from "../graph.js";
+import { cpuData, groups, isGpu, LINEAR_WG, MAIN, outputDecl, paramsDecl, rowWorkgroup, wgReduceLib } from "../ops/kernel.js";
 import { eyeMatrix, matrixDims, workingCopy } from "./common.js";
 
 /**
@@ -49,7 +49,7 @@ function reflectStep(cols: Tensor, reflectors: Tensor, scalars: Tensor, j: numbe
       key: `householder_step:${wg}`,
       params,
       inputs: [],
-      outputs: [gpuOf(cols), gpuOf(reflectors), gpuOf(scalars)],
+      outputs: [cols.storage, reflectors.storage, scalars.storage],
       grid: n - j,
       flops: (n - j) * (m - j) * 6,
       wgsl: () => `${paramsDecl(params)}${outputDecl(1, "g")}${outputDecl(2, "hv")}${outputDecl(3, "sc")}
@@ -112,8 +112,8 @@ function applyReflector(qRows: Tensor, reflectors: Tensor, scalars: Tensor, j: n
     b.dispatch({
       key: `householder_apply_q:${wg}`,
       params,
-      inputs: [gpuOf(reflectors), gpuOf(scalars)],
-      outputs: [gpuOf(qRows)],
+      inputs: [reflectors.storage, scalars.storage],
+      outputs: [qRows.storage],
       grid: k - j,
       flops: (k - j) * (m - j) * 4,
       wgsl: () => `${paramsDecl(params)}@group(0) @binding(1) var<storage, read> hv: array<f32>;
@@ -158,8 +158,8 @@ function upperFactor(cols: Tensor, scalars: Tensor, k: number): Tensor {
     b.dispatch({
       key: "householder_r",
       params,
-      inputs: [gpuOf(cols), gpuOf(scalars)],
-      outputs: [gpuOf(r)],
+      inputs: [cols.storage, scalars.storage],
+      outputs: [r.storage],
       grid: groups(k * n, wg),
       wgsl: () => `${paramsDecl(params)}@group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read> sc: array<f32>;

@@ -1,9 +1,9 @@
 // Exact thin SVD (one-sided Jacobi, after a Householder QR when the matrix is tall) and the randomized
 // top-q SVD of Halko et al. as in torch.svd_lowrank: PiSSA's initialisation and the SVD regularizer.
-import { noGrad } from "../autograd.js";
+import { noGrad } from "../graph.js";
 import { randn } from "../creation.js";
 import { ArgumentError } from "../errors.js";
-import type { Tensor } from "../ops/kernel.js";
+import type { Tensor } from "../tensor.js";
 import { matmul } from "../ops/matmul.js";
 import { transpose } from "../ops/movement.js";
 import { checkRank, matrixDims, normalizeSigns, workingCopy } from "./common.js";

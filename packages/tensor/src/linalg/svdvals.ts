@@ -1,11 +1,13 @@
 // Differentiable top-k singular values for the SVD regularizer on logits Z (N×V, N ≤ ~2048 rows,
 // V up to 256000): exact through the small Gram matrix, or randomized (svdLowRank) when both are large.
-import { isGradEnabled, noGrad, record } from "../autograd.js";
+import { isGradEnabled, noGrad, record } from "../graph.js";
 import { ArgumentError } from "../errors.js";
-import { mapElementwise, mul, sqrt } from "../ops/elementwise.js";
-import type { Tensor } from "../ops/kernel.js";
+import { mul, sqrt } from "../ops/elementwise.js";
+import { mapElementwise } from "../ops/elementwise-kernel.js";
+import type { Tensor } from "../tensor.js";
 import { matmul } from "../ops/matmul.js";
-import { copyToContiguous, narrow } from "../ops/movement.js";
+import { copyToContiguous } from "../ops/copy.js";
+import { narrow } from "../ops/movement.js";
 import { checkRank, machineEps, matrixDims } from "./common.js";
 import { jacobiSvdOfRows } from "./jacobi.js";
 import { lowRankUnsigned, sweepsOption } from "./svd.js";
@@ -64,15 +66,18 @@ export function svdvals(z: Tensor, k: number, opts: SvdvalsOptions = {}): Tensor
       ? exactTopK(z, k, wantVectors, maxSweeps)
       : randomizedTopK(z, k, wantVectors, Math.min(k + oversample, N, V), niter, opts.seed ?? 0, maxSweeps),
   );
-  const out = record(top.s, "svdvals", [z], (g) => {
-    const scaled = mul(top.u!, g);
-    const dz = matmul(scaled, top.v!, { transB: true });
-    scaled.dispose();
-    return [dz];
-  });
-  // Without a graph nothing needs the vectors; with one, backward reads them (tidy frees them).
-  if (!out.requiresGrad) for (const t of [top.u, top.v]) t?.dispose();
-  return out;
+  return record(
+    top.s,
+    "svdvals",
+    [z],
+    (g, _needs, [u, v]) => {
+      const scaled = mul(u, g);
+      const dz = matmul(scaled, v, { transB: true });
+      scaled.dispose();
+      return [dz];
+    },
+    top.u && top.v ? [top.u, top.v] : [],
+  );
 }
 
 /** Contiguous copy of the first `count` entries of `t` along `axis`; disposes `t`. */

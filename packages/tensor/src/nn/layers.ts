@@ -67,7 +67,7 @@ export class Linear extends Module {
     const lead = x.shape.slice(0, -1);
     const x2 = reshape(x, [-1, this.inFeatures]);
     const y2 = matmul(x2, this.weight, { transB: true });
-    if (!y2.requiresGrad) x2.dispose(); // backward reads x2 for dW
+    x2.dispose(); // the graph holds what backward needs
     const y = reshape(y2, [...lead, this.outFeatures]);
     y2.dispose();
     if (!this.bias) return y;

@@ -38,7 +38,12 @@ export abstract class Module {
 
   /** Tensors with requiresGrad (what an optimizer updates). */
   trainableParameters(): Tensor[] {
-    return [...this.namedParameters()].map(([, t]) => t).filter((t) => t.requiresGrad);
+    return this.namedTrainableParameters().map(([, t]) => t);
+  }
+
+  /** [path, tensor] of every tensor with requiresGrad: an optimizer built from these saves its state by name. */
+  namedTrainableParameters(): [string, Tensor][] {
+    return [...this.namedParameters()].filter(([, t]) => t.requiresGrad);
   }
 
   /** The submodule at a dotted path ("model.layers.0.self_attn.q_proj"). */
@@ -87,6 +92,10 @@ export abstract class Module {
   dispose(): void {
     for (const [, t] of this.namedParameters()) t.dispose();
     for (const [, m] of this.namedModules()) for (const k of m.nonPersistent) (m as unknown as Record<string, Tensor>)[k]?.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 

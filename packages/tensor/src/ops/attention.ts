@@ -1,24 +1,26 @@
 // Causal scaled-dot-product attention with grouped-query heads, optional sliding window, padding
 // mask and logit soft-capping: q·kᵀ (GQA folded into rows, no K/V copies) → fused masked softmax → ·v.
-import { record } from "../autograd.js";
-import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
-import { ShapeError, fmtShape } from "../errors.js";
-import { sameBackend, type Tensor } from "../tensor.js";
+import { fmtShape, ShapeError } from "../errors.js";
+import { record } from "../graph.js";
+import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
+import { copyToContiguous } from "./copy.js";
 import {
   cpuData,
   cpuValues,
-  emptyTensor,
-  gpuOf,
   inputDecl,
   isGpu,
+  LINEAR_WG,
   MAIN,
   outputDecl,
+  paramsDecl,
   requireF32,
+  rowMaxSumExp,
+  rowMaxSumExpWgsl,
   rowWorkgroup,
   wgReduceLib,
 } from "./kernel.js";
 import { matmul } from "./matmul.js";
-import { contiguous, reshape } from "./movement.js";
+import { reshape } from "./movement.js";
 
 export interface AttentionOptions {
   /** Score scale (default 1/√D; Gemma 2 uses query_pre_attn_scalar^−½). */
@@ -98,8 +100,8 @@ function maskedSoftmaxForward(x: Tensor, m: MaskSpec): Tensor {
     b.dispatch({
       key: `attn_softmax:${maskKey(m)}:${wg}`,
       params,
-      inputs: [gpuOf(x), ...(m.keyMask ? [gpuOf(m.keyMask)] : [])],
-      outputs: [gpuOf(y)],
+      inputs: [x.storage, ...(m.keyMask ? [m.keyMask.storage] : [])],
+      outputs: [y.storage],
       grid: rows,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${m.keyMask ? inputDecl(2, "km", m.keyMask.dtype) : ""}
 ${outputDecl(m.keyMask ? 3 : 2, "y")}${wgReduceLib(wg)}${visibleWgsl(m)}
@@ -109,16 +111,9 @@ ${MAIN(wg)} {
   let t = r % p.T;
   let bb = r / p.rpb;
   let base = r * p.S;
-  var mx = -3.4028234663852886e38;
-  var any = 0.0;
-  for (var j = lid.x; j < p.S; j += ${wg}u) { if (visible(t, j, bb)) { mx = max(mx, score(x[base + j])); any = 1.0; } }
-  let m = wg_max(mx, lid.x);
-  let seen = wg_max(any, lid.x);
-  var acc = 0.0;
-  for (var j = lid.x; j < p.S; j += ${wg}u) { if (visible(t, j, bb)) { acc += exp(score(x[base + j]) - m); } }
-  let s = wg_sum(acc, lid.x);
+  ${rowMaxSumExpWgsl({ wg, cols: "p.S", value: (j) => `score(x[base + ${j}])`, visible: (j) => `visible(t, ${j}, bb)` })}
   for (var j = lid.x; j < p.S; j += ${wg}u) {
-    y[base + j] = select(0.0, exp(score(x[base + j]) - m) / s, seen > 0.0 && visible(t, j, bb));
+    y[base + j] = select(0.0, exp(score(x[base + j]) - row_max) / row_sum, row_sum > 0.0 && visible(t, j, bb));
   }
 }`,
     });
@@ -130,12 +125,9 @@ ${MAIN(wg)} {
   for (let r = 0; r < rows; r++) {
     const t = r % m.T;
     const bb = Math.floor(r / m.rowsPerBatch);
-    let mx = -Infinity;
-    for (let j = 0; j < m.S; j++) if (cpuVisible(m, km, t, j, bb)) mx = Math.max(mx, cpuScore(m, xv[r * m.S + j]));
-    let s = 0;
-    for (let j = 0; j < m.S; j++) if (cpuVisible(m, km, t, j, bb)) s += Math.exp(cpuScore(m, xv[r * m.S + j]) - mx);
-    for (let j = 0; j < m.S; j++)
-      yo[r * m.S + j] = mx > -Infinity && cpuVisible(m, km, t, j, bb) ? Math.exp(cpuScore(m, xv[r * m.S + j]) - mx) / s : 0;
+    const vis = (j: number) => cpuVisible(m, km, t, j, bb);
+    const { max, sum } = rowMaxSumExp(m.S, (j) => cpuScore(m, xv[r * m.S + j]), vis);
+    for (let j = 0; j < m.S; j++) yo[r * m.S + j] = sum > 0 && vis(j) ? Math.exp(cpuScore(m, xv[r * m.S + j]) - max) / sum : 0;
   }
   return y;
 }
@@ -143,7 +135,7 @@ ${MAIN(wg)} {
 /** dx = y·(g − Σ g·y) · scale · (1 − (s/c)²) with s the capped score (masked entries have y = 0). */
 function maskedSoftmaxBackward(x: Tensor, y: Tensor, g: Tensor, m: MaskSpec): Tensor {
   const rows = x.size / m.S;
-  const gc = contiguous(g);
+  const gc = g.isContiguous ? g : copyToContiguous(g);
   const dx = emptyTensor(x.backend, x.shape);
   const b = x.backend;
   if (isGpu(b)) {
@@ -152,8 +144,8 @@ function maskedSoftmaxBackward(x: Tensor, y: Tensor, g: Tensor, m: MaskSpec): Te
     b.dispatch({
       key: `attn_softmax_grad:${m.softcap > 0 ? "s" : ""}:${wg}`,
       params,
-      inputs: [gpuOf(x), gpuOf(y), gpuOf(gc)],
-      outputs: [gpuOf(dx)],
+      inputs: [x.storage, y.storage, gc.storage],
+      outputs: [dx.storage],
       grid: rows,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${inputDecl(2, "y", "f32")}${inputDecl(3, "g", "f32")}
 ${outputDecl(4, "dx")}${wgReduceLib(wg)}
@@ -187,7 +179,7 @@ ${MAIN(wg)} {
       }
     }
   }
-  gc.dispose();
+  if (gc !== g) gc.dispose();
   return dx;
 }
 
@@ -221,16 +213,23 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     window: opts.window ?? 0,
     softcap: opts.softcap ?? 0,
     qoff: opts.queryOffset ?? S - T,
-    keyMask: opts.keyMask ? contiguous(opts.keyMask) : undefined,
+    keyMask: opts.keyMask
+      ? opts.keyMask.isContiguous
+        ? opts.keyMask.viewAs(opts.keyMask.shape)
+        : copyToContiguous(opts.keyMask)
+      : undefined,
   };
   // Fold the G query heads that share a kv head into rows: [B, Hkv, G·T, D].
   const qr = reshape(q, [B, Hkv, G * T, D]);
   const scores = matmul(qr, k, { transB: true });
   const probsRaw = maskedSoftmaxForward(scores, spec);
-  const probs = record(probsRaw, "maskedSoftmax", [scores], (g) => [maskedSoftmaxBackward(scores, probsRaw, g, spec)]);
+  spec.keyMask?.dispose(); // only the forward reads the padding mask: masked entries have zero probability
+  const probs = record(probsRaw, "maskedSoftmax", [scores], (g, _needs, [sc, pr]) => [maskedSoftmaxBackward(sc, pr, g, spec)], [
+    scores,
+    probsRaw,
+  ]);
   const out = matmul(probs, v);
   const y = reshape(out, [B, Hq, T, D]);
-  out.dispose(); // y views its storage; reshape's backward needs no data
-  if (!y.requiresGrad) for (const t of [qr, scores, probs, spec.keyMask]) t?.dispose();
+  for (const t of [qr, scores, probs, out]) t.dispose();
   return y;
 }

@@ -1,161 +1,20 @@
 // Elementwise ops, declared once in two tables (unary, binary): WGSL expression, float64 CPU
-// expression and gradient side by side. One strided, broadcasting kernel generator runs them all.
-import { record } from "../autograd.js";
-import type { Backend } from "../backend/backend.js";
-import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
-import { type DType, roundValues } from "../dtype.js";
+// expression and gradient side by side; `mapElementwise` (elementwise-kernel.ts) runs them all.
 import { DTypeError } from "../errors.js";
-import { broadcastShapes, broadcastStrides, collapseDims, contiguousStrides, sameShape, type Shape } from "../shape.js";
-import { sameBackend, Tensor } from "../tensor.js";
-import {
-  cpuData,
-  cpuValues,
-  dimParams,
-  emptyTensor,
-  gpuOf,
-  groups,
-  inputDecl,
-  isGpu,
-  MAIN,
-  outputDecl,
-  requireFloat,
-  stridedIndexWgsl,
-  stridedOffsets,
-  stridedParams,
-} from "./kernel.js";
-import { copyToContiguous } from "./movement.js";
+import { record } from "../graph.js";
+import { roundValues, type DType } from "../dtype.js";
+import { sameShape } from "../shape.js";
+import { emptyTensor, Tensor } from "../tensor.js";
+import { copyToContiguous } from "./copy.js";
+import { type Arg, mapElementwise } from "./elementwise-kernel.js";
+import { cpuData, cpuValues, groups, inputDecl, isGpu, LINEAR_WG, MAIN, paramsDecl, requireFloat } from "./kernel.js";
 import { sumTo } from "./reduce.js";
 
-type Arg = Tensor | number;
 const WG = 64;
-
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_C = 0.044715;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
-
-// ---- the generic kernel --------------------------------------------------------------------------
-
-/** WGSL helpers available to every elementwise expression. */
-const WGSL_LIB = `
-fn tanh_s(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
-fn sigmoid_s(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
-fn erf_s(x: f32) -> f32 {
-  let z = abs(x);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t *
-  (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, x >= 0.0);
-}
-fn gelu_grad(x: f32) -> f32 {
-  let t = tanh_s(${SQRT_2_OVER_PI} * (x + ${GELU_C} * x * x * x));
-  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * ${SQRT_2_OVER_PI} * (1.0 + ${3 * GELU_C} * x * x);
-}
-fn pcg(v: u32) -> u32 { let s = v * 747796405u + 2891336453u; let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u; return (w >> 22u) ^ w; }
-fn pow_s(x: f32, e: f32) -> f32 {
-  if (e == 0.0) { return 1.0; }
-  if (e == round(e)) { let r = pow(abs(x), e); return select(r, -r, x < 0.0 && abs(e % 2.0) == 1.0); }
-  return pow(x, e);
-}
-`;
-
-/**
- * Runs `expr` over broadcast arguments into a fresh contiguous tensor. `expr` gets the WGSL names
- * of the arguments (tensors are loaded as f32 `v<k>`, numbers are uniforms `p.s<k>`); the output
- * element index is `i` (u32) in WGSL and the extra last argument of `cpuExpr`.
- */
-export function mapElementwise(
-  op: string,
-  args: Arg[],
-  wgslExpr: (v: string[]) => string,
-  cpuExpr: (...v: number[]) => number,
-  outDtype: DType = "f32",
-): Tensor {
-  const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
-  const b = sameBackend(op, ...tensors);
-  const shape = broadcastShapes(op, ...tensors.map((t) => t.shape));
-  const out = emptyTensor(b, shape, outDtype);
-  if (out.size === 0) return out;
-  if (isGpu(b)) {
-    // Layout per tensor argument: read at the output index (contiguous, same shape) or strided.
-    const same = tensors.every((t) => t.isContiguous && sameShape(t.shape, shape));
-    const { shape: dims, strides } = same
-      ? { shape: [out.size], strides: tensors.map(() => [1]) }
-      : (() => {
-          const c = collapseDims(shape, [contiguousStrides(shape), ...tensors.map((t) => broadcastStrides(t.shape, t.strides, shape))]);
-          return { shape: c.shape, strides: c.strides.slice(1).map((st) => (st.every((v, i) => v === c.strides[0][i]) ? [] : st)) };
-        })();
-    const rank = dims.length;
-    const u: Record<string, number> = { n: out.size };
-    const f: Record<string, number> = {};
-    let key = `ew:${op}:${outDtype}:${same ? "flat" : `r${rank}`}`;
-    let t = 0;
-    for (let k = 0; k < args.length; k++) {
-      const a = args[k];
-      if (typeof a === "number") {
-        f[`s${k}`] = a;
-        key += ":k";
-        continue;
-      }
-      const st = strides[t++];
-      const direct = same || st.length === 0;
-      if (direct) u[`a${k}_o`] = a.offset;
-      else stridedParams(`a${k}`, a.offset, st, u);
-      key += `:${a.dtype}${direct ? "c" : "s"}`;
-    }
-    if (!same) dimParams(dims, u);
-    const params = { u, f };
-    b.dispatch({
-      key,
-      params,
-      inputs: tensors.map(gpuOf),
-      outputs: [gpuOf(out)],
-      grid: groups(out.size, WG),
-      wgsl: () => {
-        // Built once per pipeline key: declarations, index arithmetic, loads, the expression.
-        let decls = "";
-        let body = "";
-        const names: string[] = [];
-        let bind = 1;
-        args.forEach((a, k) => {
-          if (typeof a === "number") {
-            names.push(`p.s${k}`);
-            return;
-          }
-          const nm = `a${k}`;
-          decls += inputDecl(bind++, nm, a.dtype);
-          body += `a${k}_o` in u && !(`a${k}_s0` in u) ? `let ${nm}_off = p.${nm}_o + i;\n` : stridedIndexWgsl(nm, rank, "i");
-          body += `let v${k} = f32(load_${nm}(${nm}_off));\n`;
-          names.push(`v${k}`);
-        });
-        const store = outDtype === "i32" ? `i32(${wgslExpr(names)})` : wgslExpr(names);
-        return `${paramsDecl(params)}${decls}${outputDecl(bind, "out", outDtype === "i32" ? "i32" : "f32")}${WGSL_LIB}
-${MAIN(WG)} {
-  let i = ${LINEAR_WG} * ${WG}u + lid.x;
-  if (i >= p.n) { return; }
-${body}  out[i] = ${store};
-}`;
-      },
-    });
-    return out;
-  }
-  // CPU oracle: float64 over broadcast views.
-  const n = out.size;
-  const o = cpuData(out);
-  const readers = args.map((a) => {
-    if (typeof a === "number") return () => a;
-    const d = cpuData(a);
-    const offs = stridedOffsets(shape, broadcastStrides(a.shape, a.strides, shape), a.offset);
-    return (i: number) => d[offs[i]];
-  });
-  const vals = new Array<number>(args.length);
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < readers.length; k++) vals[k] = readers[k](i);
-    const r = cpuExpr(...vals, i);
-    o[i] = outDtype === "i32" ? Math.trunc(r) : r;
-  }
-  return out;
-}
+const sigmoidF64 = (x: number) => 1 / (1 + Math.exp(-x));
 
 // ---- unary ops ---------------------------------------------------------------------------------
 
@@ -186,15 +45,15 @@ export const UNARY = {
   },
   sigmoid: {
     wgsl: (x) => `sigmoid_s(${x})`,
-    cpu: sigmoid,
+    cpu: sigmoidF64,
     gradWgsl: (_x, y, g) => `${g} * ${y} * (1.0 - ${y})`,
     gradCpu: (_x, y, g) => g * y * (1 - y),
   },
   silu: {
     wgsl: (x) => `${x} * sigmoid_s(${x})`,
-    cpu: (x) => x * sigmoid(x),
+    cpu: (x) => x * sigmoidF64(x),
     gradWgsl: (x, _y, g) => `${g} * sigmoid_s(${x}) * (1.0 + ${x} * (1.0 - sigmoid_s(${x})))`,
-    gradCpu: (x, _y, g) => g * sigmoid(x) * (1 + x * (1 - sigmoid(x))),
+    gradCpu: (x, _y, g) => g * sigmoidF64(x) * (1 + x * (1 - sigmoidF64(x))),
   },
   gelu: {
     // tanh approximation (HF "gelu_pytorch_tanh", Gemma's activation)
@@ -229,7 +88,7 @@ export const UNARY = {
 
 export type UnaryOp = keyof typeof UNARY;
 
-/** Applies a unary op from the table, with its gradient. */
+/** Applies a unary op from the table, with its gradient (which reads x and y = f(x)). */
 export function unary(op: UnaryOp, x: Tensor): Tensor {
   requireFloat(op, x);
   const def: UnaryDef = UNARY[op];
@@ -237,7 +96,10 @@ export function unary(op: UnaryOp, x: Tensor): Tensor {
   const gw = def.gradWgsl;
   const gc = def.gradCpu;
   if (!gw || !gc) return y;
-  return record(y, op, [x], (g) => [mapElementwise(`${op}_grad`, [x, y, g], ([xv, yv, gv]) => gw(xv, yv, gv), gc)]);
+  return record(y, op, [x], (g, _needs, [xs, ys]) => [mapElementwise(`${op}_grad`, [xs, ys, g], ([xv, yv, gv]) => gw(xv, yv, gv), gc)], [
+    x,
+    y,
+  ]);
 }
 
 export const neg = (x: Tensor) => unary("neg", x);
@@ -246,7 +108,7 @@ export const log = (x: Tensor) => unary("log", x);
 export const sqrt = (x: Tensor) => unary("sqrt", x);
 export const rsqrt = (x: Tensor) => unary("rsqrt", x);
 export const tanh = (x: Tensor) => unary("tanh", x);
-export const sigmoidOp = (x: Tensor) => unary("sigmoid", x);
+export const sigmoid = (x: Tensor) => unary("sigmoid", x);
 export const silu = (x: Tensor) => unary("silu", x);
 /** GELU, tanh approximation (HF `gelu_pytorch_tanh`). */
 export const gelu = (x: Tensor) => unary("gelu", x);
@@ -289,13 +151,9 @@ function binaryRaw(op: BinaryOp, a: Arg, b: Arg): Tensor {
 }
 
 /** Sums a broadcast gradient back to an operand's shape (and frees the broadcast one). */
-function reduceGrad(g: Tensor, a: Arg): Tensor | null {
-  if (typeof a === "number") {
-    g.dispose();
-    return null;
-  }
-  if (sameShape(g.shape, a.shape)) return g;
-  const r = sumTo(g, a.shape);
+function reduceGrad(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const r = sumTo(g, shape);
   g.dispose();
   return r;
 }
@@ -307,80 +165,119 @@ function checkArgs(op: string, a: Arg, b: Arg): Tensor[] {
   return ts;
 }
 
+/** The operands a gradient rule reads (numbers stay numbers), and the output when it needs it. */
+interface Operands {
+  a: Arg;
+  b: Arg;
+  y: Tensor | null;
+}
+
+/** A gradient rule: the unreduced gradient for operand `which` (0 = a, 1 = b), and what it reads. */
+interface BinaryGrad {
+  reads: "none" | "operands" | "all";
+  grad: (g: Tensor, v: Operands, which: 0 | 1) => Tensor;
+}
+
+const pass = (g: Tensor) => g.viewAs(g.shape, g.strides, g.offset);
+
+const GRADS: Partial<Record<BinaryOp, BinaryGrad>> = {
+  add: { reads: "none", grad: pass },
+  sub: { reads: "none", grad: (g, _v, w) => (w === 0 ? pass(g) : binaryRaw("mul", g, -1)) },
+  mul: { reads: "operands", grad: (g, { a, b }, w) => binaryRaw("mul", g, w === 0 ? b : a) },
+  div: {
+    reads: "operands",
+    grad: (g, { a, b }, w) =>
+      w === 0
+        ? binaryRaw("div", g, b)
+        : mapElementwise(
+            "div_grad_b",
+            [g, a, b],
+            ([gv, av, bv]) => `-${gv} * ${av} / (${bv} * ${bv})`,
+            (gv, av, bv) => (-gv * av) / (bv * bv),
+          ),
+  },
+  pow: {
+    reads: "all",
+    grad: (g, { a, b, y }, w) =>
+      w === 0
+        ? mapElementwise(
+            "pow_grad_a",
+            [g, a, b],
+            ([gv, av, bv]) => `${gv} * ${bv} * pow_s(${av}, ${bv} - 1.0)`,
+            (gv, av, bv) => gv * bv * av ** (bv - 1),
+          )
+        : mapElementwise(
+            "pow_grad_b",
+            [g, y!, a],
+            ([gv, yv, av]) => `${gv} * ${yv} * log(${av})`,
+            (gv, yv, av) => gv * yv * Math.log(av),
+          ),
+  },
+  maximum: {
+    reads: "operands",
+    grad: (g, { a, b }, w) =>
+      w === 0
+        ? mapElementwise(
+            "max_grad_a",
+            [g, a, b],
+            ([gv, av, bv]) => `select(0.0, ${gv}, ${av} >= ${bv})`,
+            (gv, av, bv) => (av >= bv ? gv : 0),
+          )
+        : mapElementwise(
+            "max_grad_b",
+            [g, a, b],
+            ([gv, av, bv]) => `select(0.0, ${gv}, ${bv} > ${av})`,
+            (gv, av, bv) => (bv > av ? gv : 0),
+          ),
+  },
+  minimum: {
+    reads: "operands",
+    grad: (g, { a, b }, w) =>
+      w === 0
+        ? mapElementwise(
+            "min_grad_a",
+            [g, a, b],
+            ([gv, av, bv]) => `select(0.0, ${gv}, ${av} <= ${bv})`,
+            (gv, av, bv) => (av <= bv ? gv : 0),
+          )
+        : mapElementwise(
+            "min_grad_b",
+            [g, a, b],
+            ([gv, av, bv]) => `select(0.0, ${gv}, ${bv} < ${av})`,
+            (gv, av, bv) => (bv < av ? gv : 0),
+          ),
+  },
+};
+
 /** A binary op with broadcasting; numbers are scalars. Gradients are reduced to each input's shape. */
 export function binary(op: BinaryOp, a: Arg, b: Arg): Tensor {
   const ts = checkArgs(op, a, b);
   const y = binaryRaw(op, a, b);
-  const grads = GRADS[op];
-  if (!grads) return y;
-  const inputs = ts;
-  return record(y, op, inputs, (g, needs) => {
-    const ga = a instanceof Tensor && needs[0] ? grads(g, a, b, y, 0) : null;
-    const gb = b instanceof Tensor && needs[inputs.length - 1] ? grads(g, a, b, y, 1) : null;
-    const out: (Tensor | null)[] = [];
-    if (a instanceof Tensor) out.push(ga ? reduceGrad(ga, a) : null);
-    if (b instanceof Tensor) out.push(gb ? reduceGrad(gb, b) : null);
-    return out;
-  });
+  const rule = GRADS[op];
+  if (!rule) return y;
+  const shapes = [a, b].map((x) => (x instanceof Tensor ? x.shape : null));
+  const saved = rule.reads === "none" ? [] : rule.reads === "operands" ? ts : [...ts, y];
+  return record(
+    y,
+    op,
+    ts,
+    (g, needs, held) => {
+      // Rebuild the operands from what the graph held (tensors) and the numbers themselves.
+      let k = 0;
+      const pick = (x: Arg): Arg => (x instanceof Tensor ? (rule.reads === "none" ? x : held[k++]) : x);
+      const v: Operands = { a: pick(a), b: pick(b), y: rule.reads === "all" ? held[held.length - 1] : null };
+      const out: (Tensor | null)[] = [];
+      let ni = 0;
+      ([0, 1] as const).forEach((w) => {
+        const shape = shapes[w];
+        if (!shape) return;
+        out.push(needs[ni++] ? reduceGrad(rule.grad(g, v, w), shape) : null);
+      });
+      return out;
+    },
+    saved,
+  );
 }
-
-/** Unreduced gradient of `op` with respect to operand `which` (0 = a, 1 = b). */
-const GRADS: Partial<Record<BinaryOp, (g: Tensor, a: Arg, b: Arg, y: Tensor, which: 0 | 1) => Tensor>> = {
-  add: (g) => g.viewAs(g.shape, g.strides, g.offset),
-  sub: (g, _a, _b, _y, w) => (w === 0 ? g.viewAs(g.shape, g.strides, g.offset) : unary("neg", g)),
-  mul: (g, a, b, _y, w) => binaryRaw("mul", g, w === 0 ? b : a),
-  div: (g, a, b, _y, w) =>
-    w === 0
-      ? binaryRaw("div", g, b)
-      : mapElementwise(
-          "div_grad_b",
-          [g, a, b],
-          ([gv, av, bv]) => `-${gv} * ${av} / (${bv} * ${bv})`,
-          (gv, av, bv) => (-gv * av) / (bv * bv),
-        ),
-  pow: (g, a, b, y, w) =>
-    w === 0
-      ? mapElementwise(
-          "pow_grad_a",
-          [g, a, b],
-          ([gv, av, bv]) => `${gv} * ${bv} * pow_s(${av}, ${bv} - 1.0)`,
-          (gv, av, bv) => gv * bv * av ** (bv - 1),
-        )
-      : mapElementwise(
-          "pow_grad_b",
-          [g, y, a],
-          ([gv, yv, av]) => `${gv} * ${yv} * log(${av})`,
-          (gv, yv, av) => gv * yv * Math.log(av),
-        ),
-  maximum: (g, a, b, _y, w) =>
-    w === 0
-      ? mapElementwise(
-          "max_grad_a",
-          [g, a, b],
-          ([gv, av, bv]) => `select(0.0, ${gv}, ${av} >= ${bv})`,
-          (gv, av, bv) => (av >= bv ? gv : 0),
-        )
-      : mapElementwise(
-          "max_grad_b",
-          [g, a, b],
-          ([gv, av, bv]) => `select(0.0, ${gv}, ${bv} > ${av})`,
-          (gv, av, bv) => (bv > av ? gv : 0),
-        ),
-  minimum: (g, a, b, _y, w) =>
-    w === 0
-      ? mapElementwise(
-          "min_grad_a",
-          [g, a, b],
-          ([gv, av, bv]) => `select(0.0, ${gv}, ${av} <= ${bv})`,
-          (gv, av, bv) => (av <= bv ? gv : 0),
-        )
-      : mapElementwise(
-          "min_grad_b",
-          [g, a, b],
-          ([gv, av, bv]) => `select(0.0, ${gv}, ${bv} < ${av})`,
-          (gv, av, bv) => (bv < av ? gv : 0),
-        ),
-};
 
 export const add = (a: Arg, b: Arg) => binary("add", a, b);
 export const sub = (a: Arg, b: Arg) => binary("sub", a, b);
@@ -408,76 +305,65 @@ export function where(cond: Tensor, a: Arg, b: Arg): Tensor {
     ([c, x, z]) => `select(${z}, ${x}, ${c} != 0.0)`,
     (c, x, z) => (c !== 0 ? x : z),
   );
-  return record(y, "where", ts, (g, needs) => {
-    const out: (Tensor | null)[] = [];
-    if (a instanceof Tensor)
-      out.push(
-        needs[0]
-          ? reduceGrad(
-              mapElementwise(
-                "where_grad_a",
-                [cond, g],
-                ([c, gv]) => `select(0.0, ${gv}, ${c} != 0.0)`,
-                (c, gv) => (c !== 0 ? gv : 0),
-              ),
-              a,
-            )
-          : null,
-      );
-    if (b instanceof Tensor)
-      out.push(
-        needs[out.length]
-          ? reduceGrad(
-              mapElementwise(
-                "where_grad_b",
-                [cond, g],
-                ([c, gv]) => `select(${gv}, 0.0, ${c} != 0.0)`,
-                (c, gv) => (c !== 0 ? 0 : gv),
-              ),
-              b,
-            )
-          : null,
-      );
-    return out;
-  });
+  const shapes = [a, b].map((x) => (x instanceof Tensor ? x.shape : null));
+  return record(
+    y,
+    "where",
+    ts,
+    (g, needs, [c]) => {
+      const out: (Tensor | null)[] = [];
+      let ni = 0;
+      if (shapes[0])
+        out.push(
+          needs[ni++]
+            ? reduceGrad(
+                mapElementwise(
+                  "where_grad_a",
+                  [c, g],
+                  ([cv, gv]) => `select(0.0, ${gv}, ${cv} != 0.0)`,
+                  (cv, gv) => (cv !== 0 ? gv : 0),
+                ),
+                shapes[0],
+              )
+            : null,
+        );
+      if (shapes[1])
+        out.push(
+          needs[ni++]
+            ? reduceGrad(
+                mapElementwise(
+                  "where_grad_b",
+                  [c, g],
+                  ([cv, gv]) => `select(${gv}, 0.0, ${cv} != 0.0)`,
+                  (cv, gv) => (cv !== 0 ? 0 : gv),
+                ),
+                shapes[1],
+              )
+            : null,
+        );
+      return out;
+    },
+    [cond.viewAs(cond.shape, cond.strides, cond.offset)],
+  );
 }
 
 /** A new view of `x` that passes gradients straight through. */
 export function identity(x: Tensor): Tensor {
-  const y = x.check("identity").viewAs(x.shape, x.strides, x.offset);
-  return record(y, "identity", [x], (g) => [g.viewAs(g.shape, g.strides, g.offset)]);
+  const y = x.assertLive("identity").viewAs(x.shape, x.strides, x.offset);
+  return record(y, "identity", [x], (g) => [pass(g)]);
 }
 
-// ---- creation and casts ------------------------------------------------------------------------
+/** A view of `x` outside the graph: no gradient flows back through it (like torch's detach). */
+export const detach = (x: Tensor): Tensor => x.assertLive("detach").viewAs(x.shape, x.strides, x.offset);
 
-/** A new tensor filled with `value`. */
-export function fill(backend: Backend, shape: Shape, value: number, dtype: "f32" | "i32" = "f32"): Tensor {
-  const out = emptyTensor(backend, shape, dtype);
-  if (out.size === 0) return out;
-  if (isGpu(backend)) {
-    const params = { u: { n: out.size }, f: { v: value } };
-    backend.dispatch({
-      key: `fill:${dtype}`,
-      params,
-      inputs: [],
-      outputs: [gpuOf(out)],
-      grid: groups(out.size, WG),
-      wgsl: () => `${paramsDecl(params)}${outputDecl(1, "out", dtype)}
-${MAIN(WG)} {
-  let i = ${LINEAR_WG} * ${WG}u + lid.x;
-  if (i < p.n) { out[i] = ${dtype}(p.v); }
-}`,
-    });
-  } else cpuData(out).fill(dtype === "i32" ? Math.trunc(value) : value);
-  return out;
-}
+// ---- casts -------------------------------------------------------------------------------------
 
 /**
  * Converts dtype: f32 <-> i32 (truncation), f16/bf16 -> f32 (exact), and f32 -> f16/bf16 (round to
  * nearest even, like torch; no gradient: 16-bit tensors are frozen weights).
  */
 export function cast(x: Tensor, dtype: DType): Tensor {
-  x.check("cast");
+  x.assertLive("cast");
   if (x.dtype === dtype) return identity(x);
   if (dtype === "bf16" || dtype === "f16") return toHalf(x, dtype);
   const y = mapElementwise(
@@ -487,7 +373,7 @@ export function cast(x: Tensor, dtype: DType): Tensor {
     (v) => v,
     dtype as "f32" | "i32",
   );
-  if (dtype === "f32" && x.dtype !== "i32") return record(y, "cast", [x], (g) => [g.viewAs(g.shape, g.strides, g.offset)]);
+  if (dtype === "f32" && x.dtype !== "i32") return record(y, "cast", [x], (g) => [pass(g)]);
   return y;
 }
 
@@ -509,8 +395,8 @@ function toHalf(x: Tensor, dtype: "bf16" | "f16"): Tensor {
     b.dispatch({
       key: `to_${dtype}`,
       params,
-      inputs: [gpuOf(src)],
-      outputs: [gpuOf(out)],
+      inputs: [src.storage],
+      outputs: [out.storage],
       grid: groups(Math.ceil(n / 2), WG),
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}@group(0) @binding(2) var<storage, read_write> out: array<u32>;
 ${pack}

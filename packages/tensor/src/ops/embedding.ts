@@ -1,12 +1,25 @@
-// Embedding gather (rows of an f32/f16/bf16 table by i32 ids) with a scatter-add backward.
-// Out-of-range ids are reported by the kernel and thrown as IndexError at the next readback.
-import { record } from "../autograd.js";
-import { paramsDecl, reportWgsl, LINEAR_WG } from "../backend/webgpu.js";
-import { DTypeError, IndexError, ShapeError, fmtShape } from "../errors.js";
-import { sameBackend, type Tensor } from "../tensor.js";
-import { cpuData, cpuValues, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireFloat } from "./kernel.js";
-import { fill } from "./elementwise.js";
-import { contiguous } from "./movement.js";
+// Embedding gather (rows of an f32/f16/bf16 table by i32 ids) with a scatter-add backward. Tables
+// larger than one storage binding run in row windows; out-of-range ids throw IndexError at readback.
+import { bytesPerElement } from "../dtype.js";
+import { DTypeError, fmtShape, IndexError, ShapeError } from "../errors.js";
+import { record } from "../graph.js";
+import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
+import { copyToContiguous, fill } from "./copy.js";
+import {
+  bindSpan,
+  cpuData,
+  cpuValues,
+  groups,
+  inputDecl,
+  isGpu,
+  LINEAR_WG,
+  MAIN,
+  outputDecl,
+  paramsDecl,
+  reportWgsl,
+  requireFloat,
+  rowRuns,
+} from "./kernel.js";
 
 const WG = 256;
 
@@ -19,6 +32,7 @@ function checkIds(op: string, ids: Tensor, V: number, table: Tensor): void {
   }
 }
 
+// table [V, H] contiguous, ids [...] i32 contiguous -> [...ids, H]; one dispatch per window of table rows.
 function gatherRaw(table: Tensor, ids: Tensor): Tensor {
   const [V, H] = table.shape;
   const out = emptyTensor(table.backend, [...ids.shape, H]);
@@ -29,24 +43,27 @@ function gatherRaw(table: Tensor, ids: Tensor): Tensor {
     const { code, err } = b.validation(
       `embedding: an id is out of range [0, ${V}) for table ${fmtShape(table.shape)} (ids ${fmtShape(ids.shape)})`,
     );
-    const params = { u: { n, H, V, to: table.offset, io: ids.offset, code } };
-    b.dispatch({
-      key: `embedding:${table.dtype}`,
-      params,
-      inputs: [gpuOf(table), gpuOf(ids)],
-      outputs: [gpuOf(out), err],
-      grid: groups(n, WG),
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "tab", table.dtype)}${inputDecl(2, "ids", "i32")}${outputDecl(3, "out")}
+    for (const [v0, v1] of rowRuns(b, V, H * bytesPerElement(table.dtype), [table.storage])) {
+      const ts = bindSpan(b, table.storage, table.offset + v0 * H, (v1 - v0) * H);
+      const params = { u: { n, H, V, v0, v1, to: ts.base, io: ids.offset, code } };
+      b.dispatch({
+        key: `embedding:${table.dtype}`,
+        params,
+        inputs: [ts.binding, ids.storage],
+        outputs: [out.storage, err],
+        grid: groups(n, WG),
+        wgsl: () => `${paramsDecl(params)}${inputDecl(1, "tab", table.dtype)}${inputDecl(2, "ids", "i32")}${outputDecl(3, "out")}
 ${reportWgsl(4)}
 ${MAIN(WG)} {
   let i = ${LINEAR_WG} * ${WG}u + lid.x;
   if (i >= p.n) { return; }
-  let row = i / p.H;
-  let id = ids[p.io + row];
+  let id = ids[p.io + i / p.H];
   if (id < 0 || u32(id) >= p.V) { report(p.code, id); out[i] = 0.0; return; }
-  out[i] = load_tab(p.to + u32(id) * p.H + i % p.H);
+  if (u32(id) < p.v0 || u32(id) >= p.v1) { return; }
+  out[i] = load_tab(p.to + (u32(id) - p.v0) * p.H + i % p.H);
 }`,
-    });
+      });
+    }
     return out;
   }
   const tv = cpuValues(table);
@@ -56,28 +73,33 @@ ${MAIN(WG)} {
   return out;
 }
 
-/** dTable[ids[r], :] += g[r, :], with float atomics (compare-exchange) on the GPU. */
+/**
+ * dTable[ids[r], :] += g[r, :] with float atomics (compare-exchange) on the GPU: the order of the
+ * additions, and so the last bits of rows hit by repeated ids, vary between runs (see the README).
+ */
 function scatterAddRaw(g: Tensor, ids: Tensor, V: number, H: number): Tensor {
   const dt = fill(g.backend, [V, H], 0);
   const n = g.size;
   const b = g.backend;
   if (n === 0) return dt;
   if (isGpu(b)) {
-    const params = { u: { n, H, go: g.offset, io: ids.offset, V } };
-    b.dispatch({
-      key: "embedding_grad",
-      params,
-      inputs: [gpuOf(g), gpuOf(ids)],
-      outputs: [gpuOf(dt)],
-      grid: groups(n, WG),
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${inputDecl(2, "ids", "i32")}
+    for (const [v0, v1] of rowRuns(b, V, H * 4, [dt.storage])) {
+      const ds = bindSpan(b, dt.storage, v0 * H, (v1 - v0) * H);
+      const params = { u: { n, H, go: g.offset, io: ids.offset, v0, v1, dto: ds.base } };
+      b.dispatch({
+        key: "embedding_grad",
+        params,
+        inputs: [g.storage, ids.storage],
+        outputs: [ds.binding],
+        grid: groups(n, WG),
+        wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${inputDecl(2, "ids", "i32")}
 @group(0) @binding(3) var<storage, read_write> dt: array<atomic<u32>>;
 ${MAIN(WG)} {
   let i = ${LINEAR_WG} * ${WG}u + lid.x;
   if (i >= p.n) { return; }
   let id = ids[p.io + i / p.H];
-  if (id < 0 || u32(id) >= p.V) { return; }
-  let idx = u32(id) * p.H + i % p.H;
+  if (id < 0 || u32(id) < p.v0 || u32(id) >= p.v1) { return; }
+  let idx = p.dto + (u32(id) - p.v0) * p.H + i % p.H;
   let v = g[p.go + i];
   var old = atomicLoad(&dt[idx]);
   loop {
@@ -86,7 +108,8 @@ ${MAIN(WG)} {
     old = r.old_value;
   }
 }`,
-    });
+      });
+    }
     return dt;
   }
   const gv = cpuValues(g);
@@ -103,16 +126,21 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   if (table.rank !== 2) throw new ShapeError(`embedding: table must be [V, H], got ${fmtShape(table.shape)}`);
   const [V, H] = table.shape;
   checkIds("embedding", ids, V, table);
-  const tc = contiguous(table);
-  const ic = contiguous(ids);
+  const flat = (t: Tensor) => (t.isContiguous ? t.viewAs(t.shape) : copyToContiguous(t));
+  const tc = flat(table);
+  const ic = flat(ids);
   const y = gatherRaw(tc, ic);
   tc.dispose();
-  const out = record(y, "embedding", [table], (g) => {
-    const gc = contiguous(g);
-    const dt = scatterAddRaw(gc, ic, V, H);
-    gc.dispose();
-    return [dt];
-  });
-  if (!out.requiresGrad) ic.dispose();
-  return out;
+  return record(
+    y,
+    "embedding",
+    [table],
+    (g, _needs, [is]) => {
+      const gc = flat(g);
+      const dt = scatterAddRaw(gc, is, V, H);
+      gc.dispose();
+      return [dt];
+    },
+    [ic],
+  );
 }

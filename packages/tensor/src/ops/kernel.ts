@@ -1,15 +1,15 @@
-// Helpers every op file shares: WGSL declarations and typed loads for each dtype (16-bit data is
-// widened in-shader), strided index arithmetic for WGSL and for the CPU oracle, and backend checks.
-import type { Backend } from "../backend/backend.js";
+// Helpers every op file shares: WGSL declarations and typed loads per dtype (16-bit data widened
+// in-shader), strided indexing, workgroup reductions, the row max/Σexp pass, and binding windows.
+import type { Backend, Binding, GpuBackend, Storage } from "../backend/backend.js";
 import type { CpuStorage } from "../backend/cpu.js";
-import type { GpuStorage, WebGPUBackend } from "../backend/webgpu.js";
-import type { DType } from "../dtype.js";
-import { DTypeError, fmtShape } from "../errors.js";
-import { contiguousStrides, numel } from "../shape.js";
-import { emptyTensor, Tensor } from "../tensor.js";
+import { bytesPerElement, type DType, storageBytes } from "../dtype.js";
+import { DeviceError, DTypeError, fmtShape } from "../errors.js";
+import { stridedOffsets } from "../shape.js";
+import type { Tensor } from "../tensor.js";
 
-export const isGpu = (b: Backend): b is WebGPUBackend => b.kind === "webgpu";
-export const gpuOf = (t: Tensor): GpuStorage => t.storage as GpuStorage;
+export { grid1d, LINEAR_WG, paramsDecl, reportWgsl } from "../backend/wgsl.js";
+
+export const isGpu = (b: Backend): b is GpuBackend => b.kind === "webgpu";
 export const cpuData = (t: Tensor): Float64Array => (t.storage as CpuStorage).data;
 
 /** WGSL element type of a storage binding for a dtype (16-bit data is packed two per u32). */
@@ -49,16 +49,19 @@ export function requireF32(op: string, ...ts: Tensor[]): void {
 }
 
 /**
- * WGSL statements computing `<name>_off` for element `idx` of a row-major `shape` read through
- * `strides` from uniform fields `<name>_o` (offset) and `<name>_s<k>` (strides), dims `d<k>`.
+ * WGSL statements adding to `target` the offset of element `idx` of a row-major shape read through
+ * strides: dims are uniform fields `<dims><k>`, strides `<name>_s<k>`. Rank 0 adds nothing.
  */
-export function stridedIndexWgsl(name: string, rank: number, idx: string): string {
-  if (rank === 0) return `let ${name}_off = p.${name}_o;\n`;
-  let s = `var ${name}_off = p.${name}_o;\n{ var r = ${idx};\n`;
-  for (let k = rank - 1; k >= 1; k--) s += `  ${name}_off += (r % p.d${k}) * p.${name}_s${k}; r = r / p.d${k};\n`;
-  s += `  ${name}_off += r * p.${name}_s0; }\n`;
-  return s;
+export function stridedOffsetWgsl(target: string, name: string, rank: number, idx: string, dims = "d"): string {
+  if (rank === 0) return "";
+  let s = `{ var r = ${idx};\n`;
+  for (let k = rank - 1; k >= 1; k--) s += `  ${target} += (r % p.${dims}${k}) * p.${name}_s${k}; r = r / p.${dims}${k};\n`;
+  return `${s}  ${target} += r * p.${name}_s0; }\n`;
 }
+
+/** `var <name>_off` = offset field `<name>_o` plus the strided offset of element `idx` (dims `d<k>`). */
+export const stridedIndexWgsl = (name: string, rank: number, idx: string): string =>
+  `var ${name}_off = p.${name}_o;\n${stridedOffsetWgsl(`${name}_off`, name, rank, idx)}`;
 
 /** Uniform fields for `stridedIndexWgsl`: dims are shared, offset + strides per operand. */
 export function stridedParams(name: string, offset: number, strides: readonly number[], into: Record<string, number>): void {
@@ -66,28 +69,8 @@ export function stridedParams(name: string, offset: number, strides: readonly nu
   strides.forEach((s, k) => (into[`${name}_s${k}`] = s));
 }
 
-export function dimParams(shape: readonly number[], into: Record<string, number>): void {
-  shape.forEach((d, k) => (into[`d${k}`] = d));
-}
-
-/** Element offsets of a strided view in logical order (CPU oracle). */
-export function stridedOffsets(shape: readonly number[], strides: readonly number[], offset: number): Int32Array | Float64Array {
-  const n = numel(shape);
-  const out = n < 2 ** 31 ? new Int32Array(n) : new Float64Array(n);
-  const rank = shape.length;
-  const idx = new Array<number>(rank).fill(0);
-  let off = offset;
-  for (let i = 0; i < n; i++) {
-    out[i] = off;
-    for (let k = rank - 1; k >= 0; k--) {
-      idx[k]++;
-      off += strides[k];
-      if (idx[k] < shape[k]) break;
-      off -= strides[k] * shape[k];
-      idx[k] = 0;
-    }
-  }
-  return out;
+export function dimParams(shape: readonly number[], into: Record<string, number>, prefix = "d"): void {
+  shape.forEach((d, k) => (into[`${prefix}${k}`] = d));
 }
 
 /** Logical-order float64 values of any CPU tensor (a copy when it is a strided view). */
@@ -100,15 +83,13 @@ export function cpuValues(t: Tensor): Float64Array {
   return out;
 }
 
-export { contiguousStrides, emptyTensor, Tensor };
-
 /** Workgroups needed for `n` invocations at `wg` per group. */
 export const groups = (n: number, wg: number): number => Math.ceil(n / wg);
 
 /** Standard compute entry point header with the builtins our kernels use. */
 export const MAIN = (wg: number | string) =>
-  `@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: ` +
-  `vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)`;
+  `@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) gid: vec3<u32>, ` +
+  "@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)";
 
 /**
  * WGSL workgroup reductions over `wg` invocations: `wg_sum(v, lid)` and `wg_max(v, lid)` return
@@ -134,8 +115,89 @@ export function wgReduceLib(wg: number, type = "f32"): string {
 /** Threads per workgroup for row kernels: enough lanes for long rows, few for short ones. */
 export const rowWorkgroup = (cols: number): number => (cols >= 1024 ? 256 : cols >= 128 ? 64 : 32);
 
-/** Validates a last-axis op: returns rows and cols of a contiguous copy (or `x` itself). */
+/** `t`'s storage under another (contiguous) shape; `t` itself is disposed. */
+export function reshaped(t: Tensor, shape: readonly number[]): Tensor {
+  const v = t.viewAs(shape);
+  t.dispose();
+  return v;
+}
+
+/** Rows and columns of a last-axis op. */
 export function rowsOf(x: Tensor): { rows: number; cols: number } {
   const cols = x.shape[x.rank - 1] ?? 1;
   return { rows: cols === 0 ? 0 : x.size / cols, cols };
+}
+
+// ---- the row max / Σexp pass (softmax, log-softmax, cross-entropy, attention, KL/entropy) --------
+
+export interface RowPassWgsl {
+  /** Lanes of the workgroup that owns one row (needs `wgReduceLib(wg)`; the lane is `lid.x`). */
+  wg: number;
+  /** WGSL expression of the row length. */
+  cols: string;
+  /** WGSL expression of element `j` of the row (f32). */
+  value: (j: string) => string;
+  /** Optional WGSL condition: element `j` takes part (masked attention). */
+  visible?: (j: string) => string;
+}
+
+/**
+ * WGSL statements defining `row_max` (−FLT_MAX for a row with no visible element) and `row_sum`
+ * = Σ exp(v − row_max) over the row, so logsumexp = row_max + log(row_sum). Uniform control flow.
+ */
+export function rowMaxSumExpWgsl(o: RowPassWgsl): string {
+  const vis = (j: string, body: string) => (o.visible ? `if (${o.visible(j)}) { ${body} }` : body);
+  return `var pass_m = -3.4028234663852886e38;
+  for (var j = lid.x; j < ${o.cols}; j += ${o.wg}u) { ${vis("j", `pass_m = max(pass_m, ${o.value("j")});`)} }
+  let row_max = wg_max(pass_m, lid.x);
+  var pass_s = 0.0;
+  for (var j = lid.x; j < ${o.cols}; j += ${o.wg}u) { ${vis("j", `pass_s += exp(${o.value("j")} - row_max);`)} }
+  let row_sum = wg_sum(pass_s, lid.x);
+`;
+}
+
+/** The oracle of `rowMaxSumExpWgsl` in float64: max (−Infinity when nothing is visible) and Σ exp(v − max). */
+export function rowMaxSumExp(cols: number, value: (j: number) => number, visible?: (j: number) => boolean): { max: number; sum: number } {
+  let max = -Infinity;
+  for (let j = 0; j < cols; j++) if (!visible || visible(j)) max = Math.max(max, value(j));
+  let sum = 0;
+  if (max > -Infinity) for (let j = 0; j < cols; j++) if (!visible || visible(j)) sum += Math.exp(value(j) - max);
+  return { max, sum };
+}
+
+// ---- binding windows: tensors larger than one storage binding ------------------------------------
+
+const bindingLimit = (b: GpuBackend) => b.limits.maxStorageBufferBindingSize;
+
+/** Whether a storage fits one binding as a whole. */
+export const fitsBinding = (b: GpuBackend, s: Storage): boolean => storageBytes(s.numel, s.dtype) <= bindingLimit(b);
+
+/**
+ * Binds elements [first, first + count) of a storage: the whole storage when it fits one binding,
+ * else an aligned window around the range. `base` is the index of element `first` in the binding.
+ */
+export function bindSpan(b: GpuBackend, s: Storage, first: number, count: number): { binding: Binding; base: number } {
+  if (fitsBinding(b, s)) return { binding: s, base: first };
+  const eb = bytesPerElement(s.dtype);
+  const align = Math.max(4, b.limits.minStorageBufferOffsetAlignment);
+  const start = Math.floor((first * eb) / align) * align;
+  const end = Math.min(storageBytes(s.numel, s.dtype), Math.max(start + 4, Math.ceil(((first + count) * eb) / 4) * 4));
+  if (end - start > bindingLimit(b))
+    throw new DeviceError(`internal: a ${end - start}-byte window is above maxStorageBufferBindingSize (${bindingLimit(b)})`);
+  return { binding: { storage: s, byteOffset: start, byteLength: end - start }, base: first - start / eb };
+}
+
+/**
+ * Splits `rows` rows into runs [r0, r1) whose windows fit one binding, given the largest number of
+ * bytes one row takes in any of `storages` (the run is all rows when every storage fits as a whole).
+ */
+export function rowRuns(b: GpuBackend, rows: number, bytesPerRow: number, storages: Storage[]): [number, number][] {
+  if (storages.every((s) => fitsBinding(b, s))) return [[0, rows]];
+  const room = bindingLimit(b) - 2 * Math.max(4, b.limits.minStorageBufferOffsetAlignment);
+  const per = Math.floor(room / bytesPerRow);
+  if (per < 1)
+    throw new DeviceError(`a row of ${bytesPerRow} bytes is above this adapter's maxStorageBufferBindingSize (${bindingLimit(b)})`);
+  const runs: [number, number][] = [];
+  for (let r = 0; r < rows; r += per) runs.push([r, Math.min(rows, r + per)]);
+  return runs;
 }

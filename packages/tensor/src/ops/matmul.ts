@@ -1,13 +1,15 @@
 // Batched matmul C[..., M, N] = A[..., M, K] · B[..., K, N] with broadcast batch dims, transposed
 // operands read in place (x·Wᵀ never copies W), 16-bit operands widened in-shader, and its gradient.
-import { record } from "../autograd.js";
-import { paramsDecl, type WebGPUBackend } from "../backend/webgpu.js";
-import { ShapeError, fmtShape } from "../errors.js";
+import type { GpuBackend } from "../backend/backend.js";
+import { bytesPerElement } from "../dtype.js";
+import { DeviceError, fmtShape, ShapeError } from "../errors.js";
+import { record } from "../graph.js";
 import { broadcastShapes, collapseDims, numel } from "../shape.js";
-import { sameBackend, type Tensor } from "../tensor.js";
-import { cpuData, emptyTensor, gpuOf, inputDecl, isGpu, MAIN, outputDecl, requireFloat } from "./kernel.js";
+import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
+import { copyToContiguous } from "./copy.js";
+import { bindSpan, cpuData, fitsBinding, inputDecl, isGpu, MAIN, outputDecl, paramsDecl, requireFloat } from "./kernel.js";
 import { FAST_PARAMS, matmulPlan, matmulVec4Ok } from "./matmul-kernels.js";
-import { copyToContiguous, transpose } from "./movement.js";
+import { transpose } from "./movement.js";
 import { sumTo } from "./reduce.js";
 
 /** How an operand's last two dims sit in memory: row-major as given, or the transpose of a row-major matrix. */
@@ -56,12 +58,13 @@ const TN = 4;
 const WGX = 8;
 const WGY = 8;
 
-function genericWgsl(a: Operand, b: Operand, batchRank: number, params: object): string {
-  const loadA = a.trans ? "load_a(p.a_o + ab + k * p.M + m)" : "load_a(p.a_o + ab + m * p.K + k)";
-  const loadB = b.trans ? "load_b(p.b_o + bb + n * p.K + k)" : "load_b(p.b_o + bb + k * p.N + n)";
+function genericWgsl(a: Operand, b: Operand, batchRank: number, params: object, accumulate: boolean): string {
+  const loadA = a.trans ? "load_a(p.a_o + ab + k * p.lda + m)" : "load_a(p.a_o + ab + m * p.lda + k)";
+  const loadB = b.trans ? "load_b(p.b_o + bb + n * p.ldb + k)" : "load_b(p.b_o + bb + k * p.ldb + n)";
   let batch = "var ab = 0u; var bb = 0u; var r = z;\n";
   for (let i = batchRank - 1; i >= 0; i--)
     batch += `  { let c = r % p.bd${i}; r = r / p.bd${i}; ab += c * p.as${i}; bb += c * p.bs${i}; }\n`;
+  const store = accumulate ? "c[ci] = c[ci] + acc[i][j];" : "c[ci] = acc[i][j];";
   return `${paramsDecl(params as never)}${inputDecl(1, "a", a.t.dtype)}${inputDecl(2, "b", b.t.dtype)}${outputDecl(3, "c")}
 ${MAIN(`${WGX}, ${WGY}, 1`)} {
   let z = wid.z;
@@ -76,11 +79,11 @@ ${MAIN(`${WGX}, ${WGY}, 1`)} {
     for (var j = 0u; j < ${TN}u; j++) { let n = col0 + j; bv[j] = select(0.0, ${loadB}, n < p.N); }
     for (var i = 0u; i < ${TM}u; i++) { for (var j = 0u; j < ${TN}u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); } }
   }
-  let cb = z * p.M * p.N;
+  let cb = p.c_o + z * p.M * p.N;
   for (var i = 0u; i < ${TM}u; i++) {
     let m = row0 + i;
     if (m >= p.M) { break; }
-    for (var j = 0u; j < ${TN}u; j++) { let n = col0 + j; if (n < p.N) { c[cb + m * p.N + n] = acc[i][j]; } }
+    for (var j = 0u; j < ${TN}u; j++) { let n = col0 + j; if (n < p.N) { let ci = cb + m * p.ldc + n; ${store} } }
   }
 }`;
 }
@@ -108,7 +111,9 @@ function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean): 
     if (isGpu(b0)) {
       const a = asOperand(A, batchShape);
       const b = asOperand(B, batchShape);
-      if (!dispatchFast(b0, a, b, out, batchShape, M, N, K)) dispatchGeneric(b0, a, b, out, batchShape, M, N, K, nb);
+      const big = ![a.t, b.t, out].every((t) => fitsBinding(b0, t.storage));
+      if (big) dispatchWindowed(b0, a, b, out, batchShape, M, N, K);
+      else if (!dispatchFast(b0, a, b, out, batchShape, M, N, K)) dispatchGeneric(b0, a, b, out, batchShape, M, N, K, nb);
       if (a.owned) a.t.dispose();
       if (b.owned) b.t.dispose();
     } else cpuMatmul(A, B, batchShape, M, N, K, cpuData(out));
@@ -122,16 +127,7 @@ function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean): 
  * The tuned kernels (matmul-kernels.ts): f32 operands whose batch dims collapse to one stride each.
  * Returns false when they do not apply (16-bit operands, irregular batch strides).
  */
-function dispatchFast(
-  b0: WebGPUBackend,
-  a: Operand,
-  b: Operand,
-  out: Tensor,
-  batchShape: number[],
-  M: number,
-  N: number,
-  K: number,
-): boolean {
+function dispatchFast(b0: GpuBackend, a: Operand, b: Operand, out: Tensor, batchShape: number[], M: number, N: number, K: number): boolean {
   if (a.t.dtype !== "f32" || b.t.dtype !== "f32") return false;
   const cStrides = batchShape.map((_, i) => numel(batchShape.slice(i + 1)) * M * N);
   const batch = collapseDims(batchShape, [a.batchStrides, b.batchStrides, cStrides]);
@@ -146,8 +142,8 @@ function dispatchFast(
   b0.dispatch({
     key: plan.key,
     params,
-    inputs: [gpuOf(a.t), gpuOf(b.t)],
-    outputs: [gpuOf(out)],
+    inputs: [a.t.storage, b.t.storage],
+    outputs: [out.storage],
     grid: [Math.ceil(N / plan.tileN), Math.ceil(M / plan.tileM), nb],
     flops: 2 * M * N * K * nb,
     wgsl: plan.wgsl,
@@ -157,7 +153,7 @@ function dispatchFast(
 
 /** Any dtypes and batch layouts: a 4×4-per-invocation kernel with dtype-aware loaders. */
 function dispatchGeneric(
-  b0: WebGPUBackend,
+  b0: GpuBackend,
   a: Operand,
   b: Operand,
   out: Tensor,
@@ -167,23 +163,102 @@ function dispatchGeneric(
   K: number,
   nb: number,
 ): void {
-  const u: Record<string, number> = { M, N, K, a_o: a.t.offset, b_o: b.t.offset };
+  const u: Record<string, number> = {
+    M,
+    N,
+    K,
+    a_o: a.t.offset,
+    b_o: b.t.offset,
+    c_o: 0,
+    lda: a.trans ? M : K,
+    ldb: b.trans ? K : N,
+    ldc: N,
+  };
   batchShape.forEach((d, i) => {
     u[`bd${i}`] = d;
     u[`as${i}`] = a.batchStrides[i];
     u[`bs${i}`] = b.batchStrides[i];
   });
   const params = { u };
-  const key = `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b${batchShape.length}`;
   b0.dispatch({
-    key,
+    key: `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b${batchShape.length}`,
     params,
-    inputs: [gpuOf(a.t), gpuOf(b.t)],
-    outputs: [gpuOf(out)],
+    inputs: [a.t.storage, b.t.storage],
+    outputs: [out.storage],
     grid: [Math.ceil(N / (TN * WGX)), Math.ceil(M / (TM * WGY)), nb],
     flops: 2 * M * N * K * nb,
-    wgsl: () => genericWgsl(a, b, batchShape.length, params),
+    wgsl: () => genericWgsl(a, b, batchShape.length, params, false),
   });
+}
+
+/**
+ * Operands or output larger than one storage binding (an LM head over a 256k vocabulary, its
+ * gradient): C is computed in blocks [m0, m0 + mc) × [n0, n0 + nc), each summed over k-blocks
+ * (the first block writes, the others accumulate), with every operand bound as a window.
+ */
+function dispatchWindowed(
+  b0: GpuBackend,
+  a: Operand,
+  b: Operand,
+  out: Tensor,
+  batchShape: number[],
+  M: number,
+  N: number,
+  K: number,
+): void {
+  if (numel(batchShape) !== 1)
+    throw new DeviceError(
+      `matmul: batched operands larger than maxStorageBufferBindingSize (${b0.limits.maxStorageBufferBindingSize} bytes) ` +
+        "are not supported; " +
+        "loop over the batch",
+    );
+  const room = b0.limits.maxStorageBufferBindingSize - 2 * Math.max(4, b0.limits.minStorageBufferOffsetAlignment);
+  // Elements each window spans for block sizes (mc, nc, kc).
+  const spanA = (mc: number, kc: number) => (a.trans ? (kc - 1) * M + mc : (mc - 1) * K + kc);
+  const spanB = (kc: number, nc: number) => (b.trans ? (nc - 1) * K + kc : (kc - 1) * N + nc);
+  const spanC = (mc: number, nc: number) => (mc - 1) * N + nc;
+  const [ea, eb] = [bytesPerElement(a.t.dtype), bytesPerElement(b.t.dtype)];
+  let [mc, nc, kc] = [M, N, K];
+  const half = (v: number) => Math.ceil(v / 2);
+  for (let guard = 0; guard < 200; guard++) {
+    // Shrink the block dimension that sets the operand's span (its row count), then the other one.
+    if (spanA(mc, kc) * ea > room) {
+      const rowsAreK = a.trans;
+      if ((rowsAreK ? kc : mc) > 1) rowsAreK ? (kc = half(kc)) : (mc = half(mc));
+      else rowsAreK ? (mc = half(mc)) : (kc = half(kc));
+    } else if (spanB(kc, nc) * eb > room) {
+      const rowsAreN = b.trans;
+      if ((rowsAreN ? nc : kc) > 1) rowsAreN ? (nc = half(nc)) : (kc = half(kc));
+      else rowsAreN ? (kc = half(kc)) : (nc = half(nc));
+    } else if (spanC(mc, nc) * 4 > room) {
+      if (mc > 1) mc = half(mc);
+      else nc = half(nc);
+    } else break;
+  }
+  for (let m0 = 0; m0 < M; m0 += mc) {
+    const mn = Math.min(mc, M - m0);
+    for (let n0 = 0; n0 < N; n0 += nc) {
+      const nn = Math.min(nc, N - n0);
+      const cw = bindSpan(b0, out.storage, m0 * N + n0, spanC(mn, nn));
+      for (let k0 = 0; k0 < K; k0 += kc) {
+        const kn = Math.min(kc, K - k0);
+        const aw = bindSpan(b0, a.t.storage, a.t.offset + (a.trans ? k0 * M + m0 : m0 * K + k0), spanA(mn, kn));
+        const bw = bindSpan(b0, b.t.storage, b.t.offset + (b.trans ? n0 * K + k0 : k0 * N + n0), spanB(kn, nn));
+        const accumulate = k0 > 0;
+        const u = { M: mn, N: nn, K: kn, a_o: aw.base, b_o: bw.base, c_o: cw.base, lda: a.trans ? M : K, ldb: b.trans ? K : N, ldc: N };
+        const params = { u };
+        b0.dispatch({
+          key: `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b0${accumulate ? ":acc" : ""}`,
+          params,
+          inputs: [aw.binding, bw.binding],
+          outputs: [cw.binding],
+          grid: [Math.ceil(nn / (TN * WGX)), Math.ceil(mn / (TM * WGY)), 1],
+          flops: 2 * mn * nn * kn,
+          wgsl: () => genericWgsl(a, b, 0, params, accumulate),
+        });
+      }
+    }
+  }
 }
 
 /** float64 reference: plain triple loop over logical coordinates. */
@@ -224,20 +299,31 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = !!opts.transA;
   const transB = !!opts.transB;
   const y = matmulRaw(a, b, transA, transB);
-  return record(y, "matmul", [a, b], (g, needs) => {
-    // C = op(A)·op(B): d op(A) = G·op(B)ᵀ, d op(B) = op(A)ᵀ·G, then undo the op and the broadcast.
-    let da: Tensor | null = null;
-    let db: Tensor | null = null;
-    if (needs[0]) {
-      const full = transA ? matmulRaw(b, g, transB, true) : matmulRaw(g, b, false, !transB);
-      da = a.rank === full.rank && full.shape.every((d, i) => d === a.shape[i]) ? full : reduceTo(full, a.shape);
-    }
-    if (needs[1]) {
-      const full = transB ? matmulRaw(g, a, true, transA) : matmulRaw(a, g, !transA, false);
-      db = b.rank === full.rank && full.shape.every((d, i) => d === b.shape[i]) ? full : reduceTo(full, b.shape);
-    }
-    return [da, db];
-  });
+  // dA reads B and dB reads A: hold an operand only when the other one wants a gradient.
+  const holdA = b.requiresGrad;
+  const holdB = a.requiresGrad;
+  return record(
+    y,
+    "matmul",
+    [a, b],
+    (g, needs, held) => {
+      const sa = holdA ? held[0] : null;
+      const sb = holdB ? held[holdA ? 1 : 0] : null;
+      // C = op(A)·op(B): d op(A) = G·op(B)ᵀ, d op(B) = op(A)ᵀ·G, then undo the op and the broadcast.
+      let da: Tensor | null = null;
+      let db: Tensor | null = null;
+      if (needs[0] && sb) {
+        const full = transA ? matmulRaw(sb, g, transB, true) : matmulRaw(g, sb, false, !transB);
+        da = a.rank === full.rank && full.shape.every((d, i) => d === a.shape[i]) ? full : reduceTo(full, a.shape);
+      }
+      if (needs[1] && sa) {
+        const full = transB ? matmulRaw(g, sa, true, transA) : matmulRaw(sa, g, !transA, false);
+        db = b.rank === full.rank && full.shape.every((d, i) => d === b.shape[i]) ? full : reduceTo(full, b.shape);
+      }
+      return [da, db];
+    },
+    [...(holdA ? [a] : []), ...(holdB ? [b] : [])],
+  );
 }
 
 function reduceTo(t: Tensor, shape: readonly number[]): Tensor {

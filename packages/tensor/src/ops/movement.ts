@@ -1,79 +1,15 @@
 // Shape ops: reshape, permute, slice, expand, concat, squeeze. Views share storage (no copy) where
-// the strides allow; one strided copy kernel (bit-exact, 32-bit) does the rest in both directions.
-import { record } from "../autograd.js";
-import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
-import { isHalf } from "../dtype.js";
-import { ArgumentError, DTypeError, IndexError, ShapeError, fmtShape } from "../errors.js";
-import { collapseDims, contiguousStrides, normalizeAxis, numel, sameShape, type Shape } from "../shape.js";
-import { sameBackend, type Tensor } from "../tensor.js";
-import { fill } from "./elementwise.js";
-import { cpuData, dimParams, emptyTensor, gpuOf, groups, isGpu, MAIN, stridedIndexWgsl, stridedOffsets, stridedParams } from "./kernel.js";
+// the strides allow; the strided copy kernel (copy.ts) does the rest.
+import { ArgumentError, fmtShape, IndexError, ShapeError } from "../errors.js";
+import { record } from "../graph.js";
+import { contiguousStrides, normalizeAxis, numel, type Shape } from "../shape.js";
+import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
+import { copyInto, copyToContiguous, fill } from "./copy.js";
 import { sumTo } from "./reduce.js";
-
-const WG = 256;
-
-/** Copies the elements of view `src` into view `dst` (same shape), bit-exact for 32-bit dtypes. */
-export function copyInto(dst: Tensor, src: Tensor): void {
-  const b = sameBackend("copy", dst, src);
-  if (!sameShape(dst.shape, src.shape))
-    throw new ShapeError(`copy: destination ${fmtShape(dst.shape)} and source ${fmtShape(src.shape)} differ`);
-  if (dst.dtype !== src.dtype) throw new DTypeError(`copy: destination is ${dst.dtype} but source is ${src.dtype}`);
-  if (dst.size === 0) return;
-  if (isHalf(src.dtype)) {
-    throw new DTypeError(`copy: strided copies of ${src.dtype} tensors ${fmtShape(src.shape)} are not supported; cast(x, "f32") first`);
-  }
-  if (isGpu(b)) {
-    const { shape: dims, strides } = collapseDims(dst.shape, [dst.strides, src.strides]);
-    const rank = dims.length;
-    const s = gpuOf(src);
-    const d = gpuOf(dst);
-    if (rank <= 1 && (rank === 0 || (strides[0][0] === 1 && strides[1][0] === 1))) {
-      b.copy(s, src.offset * 4, d, dst.offset * 4, dst.size * 4);
-      return;
-    }
-    const u: Record<string, number> = { n: dst.size };
-    dimParams(dims, u);
-    stridedParams("dst", dst.offset, strides[0], u);
-    stridedParams("src", src.offset, strides[1], u);
-    const params = { u };
-    b.dispatch({
-      key: `copy:r${rank}`,
-      params,
-      inputs: [s],
-      outputs: [d],
-      grid: groups(dst.size, WG),
-      wgsl: () => `${paramsDecl(params)}@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
-${MAIN(WG)} {
-  let i = ${LINEAR_WG} * ${WG}u + lid.x;
-  if (i >= p.n) { return; }
-${stridedIndexWgsl("src", rank, "i")}${stridedIndexWgsl("dst", rank, "i")}  dst[dst_off] = src[src_off];
-}`,
-    });
-    return;
-  }
-  const so = stridedOffsets(src.shape, src.strides, src.offset);
-  const dof = stridedOffsets(dst.shape, dst.strides, dst.offset);
-  const sd = cpuData(src);
-  const dd = cpuData(dst);
-  for (let i = 0; i < so.length; i++) dd[dof[i]] = sd[so[i]];
-}
-
-/** A new contiguous tensor with the same values (no autograd). */
-export function copyToContiguous(x: Tensor): Tensor {
-  x.check("contiguous");
-  const out = emptyTensor(x.backend, x.shape, x.dtype);
-  if (isHalf(x.dtype) && x.isContiguous && x.offset % 2 === 0 && isGpu(x.backend)) {
-    x.backend.copy(gpuOf(x), x.offset * 2, gpuOf(out), 0, Math.ceil(x.size / 2) * 4);
-    return out;
-  }
-  copyInto(out, x);
-  return out;
-}
 
 /** `x` itself (as a new view) when already contiguous, else a contiguous copy. Differentiable. */
 export function contiguous(x: Tensor): Tensor {
-  x.check("contiguous");
+  x.assertLive("contiguous");
   const y = x.isContiguous ? x.viewAs(x.shape, contiguousStrides(x.shape)) : copyToContiguous(x);
   return record(y, "contiguous", [x], (g) => [g.viewAs(g.shape, g.strides, g.offset)]);
 }
@@ -95,7 +31,7 @@ function resolveShape(op: string, x: Tensor, shape: readonly number[]): number[]
 
 /** Reshape (one -1 allowed). A view when `x` is contiguous, else a copy. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  x.check("reshape");
+  x.assertLive("reshape");
   const s = resolveShape("reshape", x, shape);
   const src = x.isContiguous ? x : copyToContiguous(x);
   const y = src.viewAs(s, contiguousStrides(s), src.offset);
@@ -129,7 +65,7 @@ export function squeeze(x: Tensor, axis?: number): Tensor {
 
 /** Reorders axes (a view). */
 export function permute(x: Tensor, axes: readonly number[]): Tensor {
-  x.check("permute");
+  x.assertLive("permute");
   const norm = axes.map((a) => normalizeAxis("permute", a, x.rank));
   if (norm.length !== x.rank || new Set(norm).size !== x.rank)
     throw new ShapeError(`permute: [${axes.join(",")}] is not a permutation of the ${x.rank} axes of ${fmtShape(x.shape)}`);
@@ -178,7 +114,7 @@ function sliceView(x: Tensor, ranges: readonly SliceRange[]): { shape: number[];
 
 /** Basic slicing (a view), like `x[a:b:s, c:d]`. Missing trailing ranges keep whole axes. */
 export function slice(x: Tensor, ranges: readonly SliceRange[]): Tensor {
-  x.check("slice");
+  x.assertLive("slice");
   const v = sliceView(x, ranges);
   const y = x.viewAs(v.shape, v.strides, v.offset);
   return record(y, "slice", [x], (g) => {
@@ -203,7 +139,7 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
 
 /** Broadcasts size-1 axes to `shape` (a view with stride 0). Gradients are summed back. */
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
-  x.check("expand");
+  x.assertLive("expand");
   if (shape.length < x.rank) throw new ShapeError(`expand: cannot expand ${fmtShape(x.shape)} to fewer dimensions ${fmtShape(shape)}`);
   const lead = shape.length - x.rank;
   const strides = shape.map((d, i) => {

@@ -1,13 +1,23 @@
 // Reductions over any set of axes of any strided view (sum, mean, max) with keepdim, and sumTo for
 // broadcast gradients. One workgroup per output for long reductions, one thread per output for short.
-import { record } from "../autograd.js";
-import { LINEAR_WG, paramsDecl } from "../backend/webgpu.js";
 import { ShapeError, fmtShape } from "../errors.js";
-import { collapseDims, normalizeAxes, numel, type Shape } from "../shape.js";
-import type { Tensor } from "../tensor.js";
-import { div, eq, mul } from "./elementwise.js";
-import { cpuData, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireFloat, stridedOffsets } from "./kernel.js";
-import { expand, reshape } from "./movement.js";
+import { record } from "../graph.js";
+import { collapseDims, normalizeAxes, numel, type Shape, stridedOffsets } from "../shape.js";
+import { emptyTensor, type Tensor } from "../tensor.js";
+import { mapElementwise } from "./elementwise-kernel.js";
+import {
+  cpuData,
+  groups,
+  inputDecl,
+  isGpu,
+  LINEAR_WG,
+  MAIN,
+  outputDecl,
+  paramsDecl,
+  requireFloat,
+  stridedOffsetWgsl,
+  wgReduceLib,
+} from "./kernel.js";
 
 type Kind = "sum" | "max";
 const WG = 64;
@@ -16,8 +26,20 @@ function keptShape(shape: Shape, axes: number[], keepdim: boolean): number[] {
   return keepdim ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i));
 }
 
+/** `g` (y's shape, reduced axes kept or dropped) as a broadcast view of `shape`: stride 0 on reduced axes. */
+function broadcastBack(g: Tensor, shape: Shape, axes: number[], keepdim: boolean): Tensor {
+  let gi = 0;
+  const strides = shape.map((_, i) => {
+    const reduced = axes.includes(i);
+    const st = reduced ? 0 : g.strides[gi];
+    if (!reduced || keepdim) gi++;
+    return st;
+  });
+  return g.viewAs(shape, strides, g.offset);
+}
+
 /** Raw reduction kernel: no autograd. */
-function reduceRaw(kind: Kind, x: Tensor, axes: number[], keepdim: boolean): Tensor {
+export function reduceRaw(kind: Kind, x: Tensor, axes: number[], keepdim: boolean): Tensor {
   const outShape = keptShape(x.shape, axes, keepdim);
   const out = emptyTensor(x.backend, outShape, "f32");
   const keptAxes = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
@@ -37,58 +59,42 @@ function reduceRaw(kind: Kind, x: Tensor, axes: number[], keepdim: boolean): Ten
     const u: Record<string, number> = { nout, nred, off: x.offset };
     kept.shape.forEach((d, k) => {
       u[`kd${k}`] = d;
-      u[`ks${k}`] = kept.strides[0][k];
+      u[`k_s${k}`] = kept.strides[0][k];
     });
     red.shape.forEach((d, k) => {
       u[`rd${k}`] = d;
-      u[`rs${k}`] = red.strides[0][k];
+      u[`r_s${k}`] = red.strides[0][k];
     });
     const params = { u };
     const kr = kept.shape.length;
     const rr = red.shape.length;
-    const offsetOf = (prefix: string, rank: number, idx: string, target: string) => {
-      if (rank === 0) return "";
-      let s = `{ var r = ${idx};\n`;
-      for (let k = rank - 1; k >= 1; k--) s += `  ${target} += (r % p.${prefix}d${k}) * p.${prefix}s${k}; r = r / p.${prefix}d${k};\n`;
-      return `${s}  ${target} += r * p.${prefix}s0; }\n`;
-    };
     const identity = kind === "sum" ? "0.0" : "-3.4028234663852886e38";
     const combine = (a: string, v: string) => (kind === "sum" ? `${a} + ${v}` : `max(${a}, ${v})`);
     const perThread = nred <= 256 && nout >= 256;
     const key = `reduce:${kind}:${x.dtype}:k${kr}:r${rr}:${perThread ? "t" : "w"}`;
     const head = `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${outputDecl(2, "out")}`;
+    const loop = (start: string, step: string) => `  var base = p.off;
+${stridedOffsetWgsl("base", "k", kr, "o", "kd")}  var acc = ${identity};
+  for (var j = ${start}; j < p.nred; j += ${step}) {
+    var off = base;
+${stridedOffsetWgsl("off", "r", rr, "j", "rd")}    acc = ${combine("acc", "load_x(off)")};
+  }
+`;
     const wgsl = perThread
       ? () => `${head}
 ${MAIN(WG)} {
   let o = ${LINEAR_WG} * ${WG}u + lid.x;
   if (o >= p.nout) { return; }
-  var base = p.off;
-${offsetOf("k", kr, "o", "base")}  var acc = ${identity};
-  for (var j = 0u; j < p.nred; j++) {
-    var off = base;
-${offsetOf("r", rr, "j", "off")}    acc = ${combine("acc", "load_x(off)")};
-  }
-  out[o] = acc;
+${loop("0u", "1u")}  out[o] = acc;
 }`
-      : () => `${head}var<workgroup> part: array<f32, ${WG}>;
+      : () => `${head}${wgReduceLib(WG)}
 ${MAIN(WG)} {
   let o = ${LINEAR_WG};
   if (o >= p.nout) { return; }
-  var base = p.off;
-${offsetOf("k", kr, "o", "base")}  var acc = ${identity};
-  for (var j = lid.x; j < p.nred; j += ${WG}u) {
-    var off = base;
-${offsetOf("r", rr, "j", "off")}    acc = ${combine("acc", "load_x(off)")};
-  }
-  part[lid.x] = acc;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { part[lid.x] = ${combine("part[lid.x]", "part[lid.x + s]")}; }
-    workgroupBarrier();
-  }
-  if (lid.x == 0u) { out[o] = part[0]; }
+${loop("lid.x", `${WG}u`)}  let r = ${kind === "sum" ? "wg_sum" : "wg_max"}(acc, lid.x);
+  if (lid.x == 0u) { out[o] = r; }
 }`;
-    b.dispatch({ key, params, inputs: [gpuOf(x)], outputs: [gpuOf(out)], grid: perThread ? groups(nout, WG) : nout, wgsl });
+    b.dispatch({ key, params, inputs: [x.storage], outputs: [out.storage], grid: perThread ? groups(nout, WG) : nout, wgsl });
     return out;
   }
   // CPU oracle: float64, straightforward loops over logical coordinates.
@@ -109,49 +115,76 @@ ${offsetOf("r", rr, "j", "off")}    acc = ${combine("acc", "load_x(off)")};
 
 /** Sum over `axes` (all when omitted). */
 export function sum(x: Tensor, axes?: number | readonly number[], keepdim = false): Tensor {
-  x.check("sum");
+  x.assertLive("sum");
   requireFloat("sum", x);
   const ax = normalizeAxes("sum", axes, x.rank);
   const y = reduceRaw("sum", x, ax, keepdim);
-  return record(y, "sum", [x], (g) => {
-    const gk = reshape(g, keptShape(x.shape, ax, true));
-    const r = expand(gk, x.shape);
-    gk.dispose();
-    return [r];
-  });
+  return record(y, "sum", [x], (g) => [broadcastBack(g, x.shape, ax, keepdim)]);
 }
 
 /** Mean over `axes` (all when omitted). */
 export function mean(x: Tensor, axes?: number | readonly number[], keepdim = false): Tensor {
+  x.assertLive("mean");
+  requireFloat("mean", x);
   const ax = normalizeAxes("mean", axes, x.rank);
-  const n = numel(ax.map((a) => x.shape[a]));
-  const s = sum(x, ax, keepdim);
-  const m = mul(s, 1 / n);
-  s.dispose();
-  return m;
-}
-
-/** Max over `axes`; the gradient is shared equally among tied maxima (like torch.amax). */
-export function max(x: Tensor, axes?: number | readonly number[], keepdim = false): Tensor {
-  x.check("max");
-  requireFloat("max", x);
-  const ax = normalizeAxes("max", axes, x.rank);
-  if (ax.some((a) => x.shape[a] === 0)) throw new ShapeError(`max: cannot reduce an empty axis of ${fmtShape(x.shape)}`);
-  const y = reduceRaw("max", x, ax, keepdim);
-  return record(y, "max", [x], (g) => {
-    const ks = keptShape(x.shape, ax, true);
-    const yk = reshape(y, ks);
-    const mask = eq(x, yk);
-    const count = reduceRaw("sum", mask, ax, true);
-    const gk = reshape(g, ks);
-    const share = div(gk, count);
-    const dx = mul(mask, share);
-    for (const t of [yk, mask, count, gk, share]) t.dispose();
+  const scale = 1 / numel(ax.map((a) => x.shape[a]));
+  const total = reduceRaw("sum", x, ax, keepdim);
+  const y = mapElementwise(
+    "mul",
+    [total, scale],
+    ([v, s]) => `${v} * ${s}`,
+    (v, s) => v * s,
+  );
+  total.dispose();
+  return record(y, "mean", [x], (g) => {
+    const wide = broadcastBack(g, x.shape, ax, keepdim);
+    const dx = mapElementwise(
+      "mul",
+      [wide, scale],
+      ([v, s]) => `${v} * ${s}`,
+      (v, s) => v * s,
+    );
+    wide.dispose();
     return [dx];
   });
 }
 
-/** Sums `g` over the axes that broadcasting added or expanded, giving it shape `shape`. */
+/** Max over `axes`; the gradient is shared equally among tied maxima (like torch.amax). */
+export function max(x: Tensor, axes?: number | readonly number[], keepdim = false): Tensor {
+  x.assertLive("max");
+  requireFloat("max", x);
+  const ax = normalizeAxes("max", axes, x.rank);
+  if (ax.some((a) => x.shape[a] === 0)) throw new ShapeError(`max: cannot reduce an empty axis of ${fmtShape(x.shape)}`);
+  const y = reduceRaw("max", x, ax, keepdim);
+  return record(
+    y,
+    "max",
+    [x],
+    (g, _needs, [xs, ys]) => {
+      const yb = broadcastBack(ys, x.shape, ax, keepdim);
+      const hit = mapElementwise(
+        "max_mask",
+        [xs, yb],
+        ([a, m]) => `select(0.0, 1.0, ${a} == ${m})`,
+        (a, m) => +(a === m),
+      );
+      const count = reduceRaw("sum", hit, ax, true);
+      const gb = broadcastBack(g, x.shape, ax, keepdim);
+      const cb = broadcastBack(count, x.shape, ax, true);
+      const dx = mapElementwise(
+        "max_grad",
+        [hit, gb, cb],
+        ([h, gv, c]) => `${h} * ${gv} / ${c}`,
+        (h, gv, c) => (h * gv) / c,
+      );
+      for (const t of [yb, hit, count, gb, cb]) t.dispose();
+      return [dx];
+    },
+    [x, y],
+  );
+}
+
+/** Sums `g` over the axes that broadcasting added or expanded, giving it shape `shape` (no autograd: for backward rules). */
 export function sumTo(g: Tensor, shape: Shape): Tensor {
   const lead = g.rank - shape.length;
   if (lead < 0) throw new ShapeError(`sumTo: cannot reduce ${fmtShape(g.shape)} to larger rank ${fmtShape(shape)}`);
@@ -159,8 +192,8 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
   g.shape.forEach((d, i) => {
     if (i < lead || (shape[i - lead] === 1 && d !== 1)) axes.push(i);
   });
-  const s = sum(g, axes, true);
-  const r = reshape(s, shape);
+  const s = reduceRaw("sum", g, axes, true);
+  const r = s.viewAs(shape);
   s.dispose();
   return r;
 }

@@ -1,25 +1,24 @@
 // Fused RMSNorm over the last axis: y = x·rsqrt(mean(x²) + eps)·(offset + w), offset 0 for LLaMA
 // and Mistral, 1 for Gemma's (1 + w). Saves 1/rms per row; backward is one row pass + one column pass.
-import { record } from "../autograd.js";
-import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
-import { ShapeError, fmtShape } from "../errors.js";
-import { sameBackend, type Tensor } from "../tensor.js";
+import { fmtShape, ShapeError } from "../errors.js";
+import { record } from "../graph.js";
+import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
+import { copyToContiguous } from "./copy.js";
 import {
   cpuData,
   cpuValues,
-  emptyTensor,
-  gpuOf,
   groups,
   inputDecl,
   isGpu,
+  LINEAR_WG,
   MAIN,
   outputDecl,
+  paramsDecl,
   requireFloat,
   rowsOf,
   rowWorkgroup,
   wgReduceLib,
 } from "./kernel.js";
-import { contiguous } from "./movement.js";
 
 export interface RmsNormOptions {
   eps?: number;
@@ -39,8 +38,8 @@ function forwardRaw(x: Tensor, w: Tensor, eps: number, off: number): { y: Tensor
     b.dispatch({
       key: `rmsnorm:${x.dtype}:${w.dtype}:${wg}`,
       params,
-      inputs: [gpuOf(x), gpuOf(w)],
-      outputs: [gpuOf(y), gpuOf(rstd)],
+      inputs: [x.storage, w.storage],
+      outputs: [y.storage, rstd.storage],
       grid: rows,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "w", w.dtype)}${outputDecl(3, "y")}
 ${outputDecl(4, "rs")}${wgReduceLib(wg)}
@@ -75,7 +74,7 @@ ${MAIN(wg)} {
 /** dx = r·(dxh − xh·mean(dxh·xh)) with xh = x·r, dxh = g·(off + w); dw = Σ_rows g·xh. */
 function backwardRaw(x: Tensor, w: Tensor, rstd: Tensor, g: Tensor, off: number, needW: boolean): { dx: Tensor; dw: Tensor | null } {
   const { rows, cols } = rowsOf(x);
-  const gc = contiguous(g);
+  const gc = g.isContiguous ? g : copyToContiguous(g);
   const dx = emptyTensor(x.backend, x.shape);
   const dw = needW ? emptyTensor(x.backend, w.shape) : null;
   const b = x.backend;
@@ -85,8 +84,8 @@ function backwardRaw(x: Tensor, w: Tensor, rstd: Tensor, g: Tensor, off: number,
     b.dispatch({
       key: `rmsnorm_dx:${x.dtype}:${w.dtype}:${wg}`,
       params,
-      inputs: [gpuOf(x), gpuOf(w), gpuOf(rstd), gpuOf(gc)],
-      outputs: [gpuOf(dx)],
+      inputs: [x.storage, w.storage, rstd.storage, gc.storage],
+      outputs: [dx.storage],
       grid: rows,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "w", w.dtype)}${inputDecl(3, "rs", "f32")}
 ${inputDecl(4, "g", "f32")}${outputDecl(5, "dx")}${wgReduceLib(wg)}
@@ -110,8 +109,8 @@ ${MAIN(wg)} {
       b.dispatch({
         key: `rmsnorm_dw:${x.dtype}`,
         params: pw,
-        inputs: [gpuOf(x), gpuOf(rstd), gpuOf(gc)],
-        outputs: [gpuOf(dw)],
+        inputs: [x.storage, rstd.storage, gc.storage],
+        outputs: [dw.storage],
         grid: groups(cols, 64),
         wgsl: () => `${paramsDecl(pw)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "rs", "f32")}${inputDecl(3, "g", "f32")}
 ${outputDecl(4, "dw")}
@@ -143,7 +142,7 @@ ${MAIN(64)} {
       }
     }
   }
-  gc.dispose();
+  if (gc !== g) gc.dispose();
   return { dx, dw };
 }
 
@@ -156,19 +155,19 @@ export function rmsNorm(x: Tensor, w: Tensor, opts: RmsNormOptions = {}): Tensor
     throw new ShapeError(`rmsNorm: weight ${fmtShape(w.shape)} does not match the last axis of ${fmtShape(x.shape)}`);
   const eps = opts.eps ?? 1e-6;
   const off = opts.offset ?? 0;
-  const xc = contiguous(x);
-  const wc = contiguous(w);
+  const xc = x.isContiguous ? x.viewAs(x.shape) : copyToContiguous(x);
+  const wc = w.isContiguous ? w.viewAs(w.shape) : copyToContiguous(w);
   const { y, rstd } = forwardRaw(xc, wc, eps, off);
-  const out = record(y, "rmsNorm", [xc, wc], (g, needs) => {
-    const { dx, dw } = backwardRaw(xc, wc, rstd, g, off, needs[1]);
-    if (needs[0]) return [dx, dw];
-    dx.dispose();
-    return [null, dw];
-  });
-  if (!out.requiresGrad) {
-    rstd.dispose();
-    xc.dispose();
-    wc.dispose();
-  }
-  return out;
+  return record(
+    y,
+    "rmsNorm",
+    [x, w],
+    (g, needs, [xs, ws, rs]) => {
+      const { dx, dw } = backwardRaw(xs, ws, rs, g, off, needs[1]);
+      if (needs[0]) return [dx, dw];
+      dx.dispose();
+      return [null, dw];
+    },
+    [xc, wc, rstd],
+  );
 }

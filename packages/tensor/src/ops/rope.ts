@@ -1,11 +1,10 @@
 // Rotary position embedding, rotate-half convention (HF LLaMA/Mistral/Gemma): pairs (i, i + D/2)
 // rotate by angle = f32(pos · inv_freq[i]) exactly as HF rounds it; backward rotates by −angle.
-import { record } from "../autograd.js";
-import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
+import { record } from "../graph.js";
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from "../errors.js";
-import { sameBackend, type Tensor } from "../tensor.js";
-import { cpuData, cpuValues, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireF32 } from "./kernel.js";
-import { contiguous } from "./movement.js";
+import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
+import { copyToContiguous } from "./copy.js";
+import { cpuData, cpuValues, groups, inputDecl, isGpu, LINEAR_WG, MAIN, outputDecl, paramsDecl, requireF32 } from "./kernel.js";
 
 export interface RopeOptions {
   /** Axis order of `x`: [B, T, H, D] (default) or [B, H, T, D]. */
@@ -39,12 +38,12 @@ function ropeRaw(
       i: { off: o.offset },
       f: { sgn: sign },
     };
-    const inputs = [gpuOf(x), gpuOf(invFreq), ...(pos ? [gpuOf(pos)] : [])];
+    const inputs = [x.storage, invFreq.storage, ...(pos ? [pos.storage] : [])];
     b.dispatch({
       key: `rope:${pos ? "pos" : "off"}`,
       params,
       inputs,
-      outputs: [gpuOf(y)],
+      outputs: [y.storage],
       grid: groups(n, WG),
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${inputDecl(2, "inv", "f32")}
 ${pos ? inputDecl(3, "pos", "i32") : ""}${outputDecl(pos ? 4 : 3, "y")}
@@ -119,20 +118,22 @@ export function rope(x: Tensor, invFreq: Tensor, opts: RopeOptions = {}): Tensor
     if (!ok)
       throw new ShapeError(`rope: positions ${fmtShape(pos.shape)} do not match [B, T] = [${x.shape[0]}, ${T}] of x ${fmtShape(x.shape)}`);
   }
-  const o = { layout, offset: opts.offset ?? 0, positions: pos ? contiguous(pos) : undefined };
-  const xc = contiguous(x);
-  const ic = contiguous(invFreq);
-  const y = ropeRaw(xc, ic, o, 1);
+  const flat = (t: Tensor) => (t.isContiguous ? t.viewAs(t.shape) : copyToContiguous(t));
+  const positions = pos ? flat(pos) : undefined;
+  const ic = flat(invFreq);
+  const xc = flat(x);
+  const y = ropeRaw(xc, ic, { layout, offset: opts.offset ?? 0, positions }, 1);
   xc.dispose();
-  const out = record(y, "rope", [x], (g) => {
-    const gc = contiguous(g);
-    const dx = ropeRaw(gc, ic, o, -1);
-    gc.dispose();
-    return [dx];
-  });
-  if (!out.requiresGrad) {
-    ic.dispose();
-    o.positions?.dispose();
-  }
-  return out;
+  return record(
+    y,
+    "rope",
+    [x],
+    (g, _needs, [is, ps]) => {
+      const gc = flat(g);
+      const dx = ropeRaw(gc, is, { layout, offset: opts.offset ?? 0, positions: ps }, -1);
+      gc.dispose();
+      return [dx];
+    },
+    positions ? [ic, positions] : [ic],
+  );
 }

@@ -1,27 +1,32 @@
 // Softmax and log-softmax over the last axis, one workgroup per row, max-subtracted so logits of
 // ±1e4 stay finite; the backward kernels use the saved output (no second exp pass over the input).
-import { record } from "../autograd.js";
-import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
+import { record } from "../graph.js";
 import { normalizeAxis } from "../shape.js";
-import type { Tensor } from "../tensor.js";
+import { emptyTensor, type Tensor } from "../tensor.js";
+import { copyToContiguous } from "./copy.js";
 import {
+  bindSpan,
   cpuData,
   cpuValues,
-  emptyTensor,
-  gpuOf,
   inputDecl,
   isGpu,
+  LINEAR_WG,
   MAIN,
   outputDecl,
+  paramsDecl,
   requireFloat,
+  rowMaxSumExp,
+  rowMaxSumExpWgsl,
+  rowRuns,
   rowsOf,
   rowWorkgroup,
   wgReduceLib,
 } from "./kernel.js";
-import { contiguous, transpose } from "./movement.js";
+import { transpose } from "./movement.js";
 
 type Kind = "softmax" | "logSoftmax";
 
+// x [rows, cols] (contiguous) -> y [rows, cols]; rows run in windows when x or y exceeds a binding.
 function forwardRaw(kind: Kind, x: Tensor): Tensor {
   const { rows, cols } = rowsOf(x);
   const out = emptyTensor(x.backend, x.shape);
@@ -29,75 +34,81 @@ function forwardRaw(kind: Kind, x: Tensor): Tensor {
   const b = x.backend;
   if (isGpu(b)) {
     const wg = rowWorkgroup(cols);
-    const params = { u: { cols, rows, xo: x.offset } };
-    const write = kind === "softmax" ? "exp(v - mx) / s" : "v - mx - log(s)";
-    b.dispatch({
-      key: `${kind}:${x.dtype}:${wg}`,
-      params,
-      inputs: [gpuOf(x)],
-      outputs: [gpuOf(out)],
-      grid: rows,
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${outputDecl(2, "y")}${wgReduceLib(wg)}
+    const write = kind === "softmax" ? "exp(v - row_max) / row_sum" : "v - row_max - log(row_sum)";
+    for (const [r0, r1] of rowRuns(b, rows, cols * 4, [x.storage, out.storage])) {
+      const xs = bindSpan(b, x.storage, x.offset + r0 * cols, (r1 - r0) * cols);
+      const ys = bindSpan(b, out.storage, r0 * cols, (r1 - r0) * cols);
+      const params = { u: { cols, rows: r1 - r0, xo: xs.base, yo: ys.base } };
+      b.dispatch({
+        key: `${kind}:${x.dtype}:${wg}`,
+        params,
+        inputs: [xs.binding],
+        outputs: [ys.binding],
+        grid: r1 - r0,
+        wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${outputDecl(2, "y")}${wgReduceLib(wg)}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }
   let base = p.xo + r * p.cols;
-  var m = -3.4028234663852886e38;
-  for (var j = lid.x; j < p.cols; j += ${wg}u) { m = max(m, load_x(base + j)); }
-  let mx = wg_max(m, lid.x);
-  var acc = 0.0;
-  for (var j = lid.x; j < p.cols; j += ${wg}u) { acc += exp(load_x(base + j) - mx); }
-  let s = wg_sum(acc, lid.x);
-  for (var j = lid.x; j < p.cols; j += ${wg}u) { let v = load_x(base + j); y[r * p.cols + j] = ${write}; }
+  ${rowMaxSumExpWgsl({ wg, cols: "p.cols", value: (j) => `load_x(base + ${j})` })}
+  for (var j = lid.x; j < p.cols; j += ${wg}u) { let v = load_x(base + j); y[p.yo + r * p.cols + j] = ${write}; }
 }`,
-    });
+      });
+    }
     return out;
   }
   const xv = cpuValues(x);
   const o = cpuData(out);
   for (let r = 0; r < rows; r++) {
-    let mx = -Infinity;
-    for (let j = 0; j < cols; j++) mx = Math.max(mx, xv[r * cols + j]);
-    let s = 0;
-    for (let j = 0; j < cols; j++) s += Math.exp(xv[r * cols + j] - mx);
+    const { max, sum } = rowMaxSumExp(cols, (j) => xv[r * cols + j]);
     for (let j = 0; j < cols; j++) {
       const v = xv[r * cols + j];
-      o[r * cols + j] = kind === "softmax" ? Math.exp(v - mx) / s : v - mx - Math.log(s);
+      o[r * cols + j] = kind === "softmax" ? Math.exp(v - max) / sum : v - max - Math.log(sum);
     }
   }
   return out;
 }
 
-/** softmax: dx = y·(g − Σ g·y); logSoftmax: dx = g − exp(y)·Σ g. */
-function backwardRaw(kind: Kind, y: Tensor, g: Tensor): Tensor {
+/** softmax: dx = y·(g − Σ g·y); logSoftmax: dx = g − exp(y)·Σ g. y [rows, cols] contiguous, g any layout. */
+function backwardRaw(kind: Kind, y: Tensor, gIn: Tensor): Tensor {
   const { rows, cols } = rowsOf(y);
-  const gc = contiguous(g);
+  const g = gIn.isContiguous ? gIn : copyToContiguous(gIn);
   const dx = emptyTensor(y.backend, y.shape);
   const b = y.backend;
   if (isGpu(b)) {
     const wg = rowWorkgroup(cols);
-    const params = { u: { cols, rows, go: gc.offset } };
     const [red, write] =
-      kind === "softmax" ? ["g[p.go + i] * y[i]", "y[i] * (g[p.go + i] - s)"] : ["g[p.go + i]", "g[p.go + i] - exp(y[i]) * s"];
-    b.dispatch({
-      key: `${kind}_grad:${wg}`,
-      params,
-      inputs: [gpuOf(y), gpuOf(gc)],
-      outputs: [gpuOf(dx)],
-      grid: rows,
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "y", "f32")}${inputDecl(2, "g", "f32")}${outputDecl(3, "dx")}${wgReduceLib(wg)}
+      kind === "softmax"
+        ? ["g[p.go + i] * y[p.yo + i]", "y[p.yo + i] * (g[p.go + i] - s)"]
+        : ["g[p.go + i]", "g[p.go + i] - exp(y[p.yo + i]) * s"];
+    for (const [r0, r1] of rowRuns(b, rows, cols * 4, [y.storage, g.storage, dx.storage])) {
+      const n = (r1 - r0) * cols;
+      const [ys, gs, ds] = [
+        bindSpan(b, y.storage, r0 * cols, n),
+        bindSpan(b, g.storage, g.offset + r0 * cols, n),
+        bindSpan(b, dx.storage, r0 * cols, n),
+      ];
+      const params = { u: { cols, rows: r1 - r0, yo: ys.base, go: gs.base, dxo: ds.base } };
+      b.dispatch({
+        key: `${kind}_grad:${wg}`,
+        params,
+        inputs: [ys.binding, gs.binding],
+        outputs: [ds.binding],
+        grid: r1 - r0,
+        wgsl: () => `${paramsDecl(params)}${inputDecl(1, "y", "f32")}${inputDecl(2, "g", "f32")}${outputDecl(3, "dx")}${wgReduceLib(wg)}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }
   var acc = 0.0;
   for (var j = lid.x; j < p.cols; j += ${wg}u) { let i = r * p.cols + j; acc += ${red}; }
   let s = wg_sum(acc, lid.x);
-  for (var j = lid.x; j < p.cols; j += ${wg}u) { let i = r * p.cols + j; dx[i] = ${write}; }
+  for (var j = lid.x; j < p.cols; j += ${wg}u) { let i = r * p.cols + j; dx[p.dxo + i] = ${write}; }
 }`,
-    });
+      });
+    }
   } else {
     const yv = cpuData(y);
-    const gv = cpuValues(gc);
+    const gv = cpuValues(g);
     const o = cpuData(dx);
     for (let r = 0; r < rows; r++) {
       let s = 0;
@@ -108,12 +119,12 @@ ${MAIN(wg)} {
       }
     }
   }
-  gc.dispose();
+  if (g !== gIn) g.dispose();
   return dx;
 }
 
 function along(kind: Kind, x: Tensor, axis: number): Tensor {
-  x.check(kind);
+  x.assertLive(kind);
   requireFloat(kind, x);
   const a = normalizeAxis(kind, axis, Math.max(1, x.rank));
   if (a !== x.rank - 1 && x.rank > 0) {
@@ -124,11 +135,10 @@ function along(kind: Kind, x: Tensor, axis: number): Tensor {
     r.dispose();
     return back;
   }
-  const xc = contiguous(x);
+  const xc = x.isContiguous ? x : copyToContiguous(x);
   const y = forwardRaw(kind, xc);
-  const out = record(y, kind, [xc], (g) => [backwardRaw(kind, y, g)]);
-  xc.dispose();
-  return out;
+  if (xc !== x) xc.dispose();
+  return record(y, kind, [x], (g, _needs, [ys]) => [backwardRaw(kind, ys, g)], [y]);
 }
 
 /** Softmax along `axis` (default last), stable for large logits. */

@@ -1,12 +1,10 @@
 // Top-k values (descending) and their indices along the last axis, ties resolved to the lower
 // index; the gradient scatters back to the chosen positions. One thread per row, k ≤ 64.
-import { record } from "../autograd.js";
-import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
+import { record } from "../graph.js";
 import { ArgumentError } from "../errors.js";
-import type { Tensor } from "../tensor.js";
-import { fill } from "./elementwise.js";
-import { cpuData, cpuValues, emptyTensor, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireFloat, rowsOf } from "./kernel.js";
-import { contiguous } from "./movement.js";
+import { emptyTensor, type Tensor } from "../tensor.js";
+import { copyToContiguous, fill } from "./copy.js";
+import { cpuData, cpuValues, groups, inputDecl, isGpu, LINEAR_WG, MAIN, outputDecl, paramsDecl, requireFloat, rowsOf } from "./kernel.js";
 
 const WG = 64;
 export const MAX_TOPK = 64;
@@ -23,8 +21,8 @@ function topkRaw(x: Tensor, k: number): { values: Tensor; indices: Tensor } {
     b.dispatch({
       key: `topk:${x.dtype}:${k}`,
       params,
-      inputs: [gpuOf(x)],
-      outputs: [gpuOf(values), gpuOf(indices)],
+      inputs: [x.storage],
+      outputs: [values.storage, indices.storage],
       grid: groups(rows, WG),
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${outputDecl(2, "vals")}${outputDecl(3, "idxs", "i32")}
 ${MAIN(WG)} {
@@ -68,14 +66,14 @@ function scatterRows(g: Tensor, indices: Tensor, shape: readonly number[]): Tens
   const n = g.size;
   const b = g.backend;
   if (n === 0) return dx;
-  const gc = contiguous(g);
+  const gc = g.isContiguous ? g : copyToContiguous(g);
   if (isGpu(b)) {
     const params = { u: { n, k, cols, go: gc.offset } };
     b.dispatch({
       key: "topk_grad",
       params,
-      inputs: [gpuOf(gc), gpuOf(indices)],
-      outputs: [gpuOf(dx)],
+      inputs: [gc.storage, indices.storage],
+      outputs: [dx.storage],
       grid: groups(n, WG),
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${inputDecl(2, "idx", "i32")}${outputDecl(3, "dx")}
 ${MAIN(WG)} {
@@ -91,29 +89,31 @@ ${MAIN(WG)} {
     const o = cpuData(dx);
     for (let i = 0; i < n; i++) o[Math.floor(i / k) * cols + iv[i]] = gv[i];
   }
-  gc.dispose();
+  if (gc !== g) gc.dispose();
   return dx;
 }
 
 /** The k largest values along the last axis (descending) and their i32 indices. */
 export function topk(x: Tensor, k: number): { values: Tensor; indices: Tensor } {
-  x.check("topk");
+  x.assertLive("topk");
   requireFloat("topk", x);
   const cols = x.shape[x.rank - 1];
   if (!Number.isInteger(k) || k < 1 || k > Math.min(cols, MAX_TOPK))
     throw new ArgumentError(`topk: k must be an integer in [1, ${Math.min(cols, MAX_TOPK)}] for last axis ${cols}, got ${k}`);
-  const xc = contiguous(x);
+  const xc = x.isContiguous ? x : copyToContiguous(x);
   const { values, indices } = topkRaw(xc, k);
-  xc.dispose();
-  const out = record(values, "topk", [x], (g) => [scatterRows(g, indices, x.shape)]);
+  if (xc !== x) xc.dispose();
+  // The caller gets `indices`; the graph holds its own view for the backward.
+  const out = record(values, "topk", [x], (g, _needs, [is]) => [scatterRows(g, is, x.shape)], [indices.viewAs(indices.shape)]);
   return { values: out, indices };
 }
 
 /** Index of the largest value along the last axis (i32, that axis removed), ties to the lower index. */
 export function argmax(x: Tensor): Tensor {
-  const xc = contiguous(x);
+  x.assertLive("argmax");
+  const xc = x.isContiguous ? x : copyToContiguous(x);
   const { values, indices } = topkRaw(xc, 1);
-  xc.dispose();
+  if (xc !== x) xc.dispose();
   values.dispose();
   const out = indices.viewAs(x.shape.slice(0, -1));
   indices.dispose();

@@ -1,12 +1,11 @@
 // AdamW exactly as torch.optim.AdamW (decoupled weight decay, bias correction, eps outside the
 // sqrt), one fused in-place kernel per parameter tensor updating p, m and v together.
-import { keep, noGrad } from "../autograd.js";
-import { paramsDecl, LINEAR_WG } from "../backend/webgpu.js";
 import { ArgumentError } from "../errors.js";
-import { fill } from "../ops/elementwise.js";
-import { cpuData, gpuOf, groups, inputDecl, isGpu, MAIN, outputDecl, requireF32 } from "../ops/kernel.js";
+import { noGrad } from "../graph.js";
+import { fill } from "../ops/copy.js";
+import { cpuData, groups, inputDecl, isGpu, LINEAR_WG, MAIN, outputDecl, paramsDecl, requireF32 } from "../ops/kernel.js";
 import type { Tensor } from "../tensor.js";
-import { Optimizer } from "./optimizer.js";
+import { Optimizer, type ParamsInput } from "./optimizer.js";
 
 export interface AdamWOptions {
   lr?: number;
@@ -22,10 +21,9 @@ export class AdamW extends Optimizer {
   betas: [number, number];
   eps: number;
   weightDecay: number;
-  private readonly state = new Map<Tensor, { m: Tensor; v: Tensor }>();
 
-  constructor(params: Tensor[], opts: AdamWOptions = {}) {
-    super(params, opts.lr ?? 1e-3);
+  constructor(params: ParamsInput, opts: AdamWOptions = {}) {
+    super(params, opts.lr ?? 1e-3, "AdamW");
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0.01;
@@ -33,7 +31,7 @@ export class AdamW extends Optimizer {
     if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new ArgumentError(`AdamW: betas must be in [0, 1), got [${b1}, ${b2}]`);
   }
 
-  /** One update of every parameter that has a gradient. */
+  /** One update of every parameter that has a gradient (state `exp_avg`, `exp_avg_sq`, as torch names them). */
   step(): void {
     this.stepCount++;
     const t = this.stepCount;
@@ -42,12 +40,8 @@ export class AdamW extends Optimizer {
       for (const p of this.params) {
         if (!p.grad) continue;
         requireF32("AdamW", p);
-        let s = this.state.get(p);
-        if (!s) {
-          s = { m: keep(fill(p.backend, p.shape, 0)), v: keep(fill(p.backend, p.shape, 0)) };
-          this.state.set(p, s);
-        }
-        adamwUpdate(p, p.grad, s.m, s.v, {
+        const s = this.slots(p, () => ({ exp_avg: fill(p.backend, p.shape, 0), exp_avg_sq: fill(p.backend, p.shape, 0) }));
+        adamwUpdate(p, p.grad, s.exp_avg, s.exp_avg_sq, {
           lr: this.lr,
           b1,
           b2,
@@ -60,17 +54,15 @@ export class AdamW extends Optimizer {
     });
   }
 
-  /** Optimizer state for checkpoints: first and second moments per parameter index. */
-  stateTensors(): { m: Tensor; v: Tensor }[] {
-    return this.params.map((p) => this.state.get(p) ?? { m: keep(fill(p.backend, p.shape, 0)), v: keep(fill(p.backend, p.shape, 0)) });
+  protected hyper(): Record<string, number | number[]> {
+    return { lr: this.lr, betas: [...this.betas], eps: this.eps, weight_decay: this.weightDecay };
   }
 
-  override dispose(): void {
-    for (const { m, v } of this.state.values()) {
-      m.dispose();
-      v.dispose();
-    }
-    this.state.clear();
+  protected setHyper(h: Record<string, number | number[]>): void {
+    this.lr = h.lr as number;
+    this.betas = [...(h.betas as number[])] as [number, number];
+    this.eps = h.eps as number;
+    this.weightDecay = h.weight_decay as number;
   }
 }
 
@@ -98,8 +90,8 @@ export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: Hyper
     b.dispatch({
       key: "adamw",
       params,
-      inputs: [gpuOf(g)],
-      outputs: [gpuOf(p), gpuOf(m), gpuOf(v)],
+      inputs: [g.storage],
+      outputs: [p.storage, m.storage, v.storage],
       grid: groups(n, WG),
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${outputDecl(2, "pw")}${outputDecl(3, "mw")}${outputDecl(4, "vw")}
 ${MAIN(WG)} {

@@ -1,8 +1,8 @@
 // Global gradient-norm clipping as torch.nn.utils.clip_grad_norm_: the norm and the scale stay on
 // the device (no readback), gradients are scaled in place.
-import { noGrad } from "../autograd.js";
+import { noGrad } from "../graph.js";
 import { add, minimum, mul, div, sqrt, square } from "../ops/elementwise.js";
-import { copyInto } from "../ops/movement.js";
+import { copyInto } from "../ops/copy.js";
 import { sum } from "../ops/reduce.js";
 import type { Tensor } from "../tensor.js";
 

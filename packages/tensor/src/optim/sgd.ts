@@ -1,10 +1,10 @@
 // SGD with optional momentum and weight decay, as torch.optim.SGD (no dampening, no Nesterov):
-// composed from elementwise ops, written back into the parameter storage in place.
-import { keep, noGrad } from "../autograd.js";
-import { add, mul } from "../ops/elementwise.js";
-import { copyInto } from "../ops/movement.js";
+// one fused in-place kernel per parameter updating p and its momentum buffer together.
+import { noGrad } from "../graph.js";
+import { fill } from "../ops/copy.js";
+import { cpuData, groups, inputDecl, isGpu, LINEAR_WG, MAIN, outputDecl, paramsDecl, requireF32 } from "../ops/kernel.js";
 import type { Tensor } from "../tensor.js";
-import { Optimizer } from "./optimizer.js";
+import { Optimizer, type ParamsInput } from "./optimizer.js";
 
 export interface SGDOptions {
   lr?: number;
@@ -12,39 +12,75 @@ export interface SGDOptions {
   weightDecay?: number;
 }
 
+const WG = 256;
+
 export class SGD extends Optimizer {
   momentum: number;
   weightDecay: number;
-  private readonly buffers = new Map<Tensor, Tensor>();
 
-  constructor(params: Tensor[], opts: SGDOptions = {}) {
-    super(params, opts.lr ?? 1e-2);
+  constructor(params: ParamsInput, opts: SGDOptions = {}) {
+    super(params, opts.lr ?? 1e-2, "SGD");
     this.momentum = opts.momentum ?? 0;
     this.weightDecay = opts.weightDecay ?? 0;
   }
 
+  /** d = g + wd·p; with momentum buf = d at the first step, then buf = μ·buf + d, and d = buf; p −= lr·d. */
   step(): void {
     this.stepCount++;
     noGrad(() => {
       for (const p of this.params) {
         if (!p.grad) continue;
-        let d = this.weightDecay ? add(p.grad, mul(p, this.weightDecay)) : p.grad;
-        if (this.momentum) {
-          const prev = this.buffers.get(p);
-          const buf = keep(prev ? add(mul(prev, this.momentum), d) : mul(d, 1));
-          prev?.dispose();
-          this.buffers.set(p, buf);
-          d = buf;
-        }
-        const next = add(p, mul(d, -this.lr));
-        copyInto(p, next);
-        next.dispose();
+        requireF32("SGD", p);
+        const first = !this.state.has(p);
+        const buf = this.momentum ? this.slots(p, () => ({ momentum_buffer: fill(p.backend, p.shape, 0) })).momentum_buffer : null;
+        sgdUpdate(p, p.grad, buf, { lr: this.lr, momentum: this.momentum, wd: this.weightDecay, first });
       }
     });
   }
 
-  override dispose(): void {
-    for (const b of this.buffers.values()) b.dispose();
-    this.buffers.clear();
+  protected hyper(): Record<string, number | number[]> {
+    return { lr: this.lr, momentum: this.momentum, weight_decay: this.weightDecay };
+  }
+
+  protected setHyper(h: Record<string, number | number[]>): void {
+    this.lr = h.lr as number;
+    this.momentum = h.momentum as number;
+    this.weightDecay = h.weight_decay as number;
+  }
+}
+
+/** The SGD update in place (buf null without momentum; `first`: buf = d instead of μ·buf + d). */
+function sgdUpdate(p: Tensor, g: Tensor, buf: Tensor | null, h: { lr: number; momentum: number; wd: number; first: boolean }): void {
+  const n = p.size;
+  const b = p.backend;
+  if (n === 0) return;
+  if (isGpu(b)) {
+    const params = { u: { n, po: p.offset, go: g.offset, first: h.first ? 1 : 0 }, f: { lr: h.lr, mu: h.momentum, wd: h.wd } };
+    b.dispatch({
+      key: `sgd:${buf ? "m" : ""}`,
+      params,
+      inputs: [g.storage],
+      outputs: buf ? [p.storage, buf.storage] : [p.storage],
+      grid: groups(n, WG),
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${outputDecl(2, "pw")}${buf ? outputDecl(3, "bw") : ""}
+${MAIN(WG)} {
+  let i = ${LINEAR_WG} * ${WG}u + lid.x;
+  if (i >= p.n) { return; }
+  var d = g[p.go + i] + p.wd * pw[p.po + i];
+  ${buf ? "if (p.first == 0u) { d = p.mu * bw[i] + d; }\n  bw[i] = d;" : ""}
+  pw[p.po + i] = pw[p.po + i] - p.lr * d;
+}`,
+    });
+    return;
+  }
+  const [pd, gd] = [cpuData(p), cpuData(g)];
+  const bd = buf ? cpuData(buf) : null;
+  for (let i = 0; i < n; i++) {
+    let d = gd[g.offset + i] + h.wd * pd[p.offset + i];
+    if (bd) {
+      if (!h.first) d = h.momentum * bd[i] + d;
+      bd[i] = d;
+    }
+    pd[p.offset + i] -= h.lr * d;
   }
 }
