@@ -1,5 +1,5 @@
-// Repository-wide checks that no single package owns: biome (lint + format) on the scripts, and
-// no source line longer than 140 characters anywhere (biome's formatter cannot wrap strings).
+// Repository-wide checks that no single package owns: biome (lint + format) on the scripts, no
+// source line longer than 140 characters (biome cannot wrap strings), and current API reports.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { repoRoot } from "./lib/pnpm.mjs";
@@ -20,5 +20,10 @@ if (long.length) {
   console.error(`lint: ${long.length} line(s) over ${MAX} characters; wrap them:\n  ${long.join("\n  ")}`);
   process.exit(1);
 }
-const biome = spawnSync(`${repoRoot}/node_modules/.bin/biome`, ["check", "scripts"], { cwd: repoRoot, stdio: "inherit" });
-process.exit(biome.status ?? 1);
+const biome = spawnSync(`${repoRoot}/node_modules/.bin/biome`, ["check", "scripts", "vitest.shared.ts"], {
+  cwd: repoRoot,
+  stdio: "inherit",
+});
+if (biome.status !== 0) process.exit(biome.status ?? 1);
+const api = spawnSync(process.execPath, [`${repoRoot}/scripts/api-report.mjs`, "--check"], { cwd: repoRoot, stdio: "inherit" });
+process.exit(api.status ?? 1);

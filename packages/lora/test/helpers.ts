@@ -34,12 +34,4 @@ export class TinyNet extends T.Module {
   }
 }
 
-let gpu: Promise<T.WebGPUBackend> | undefined;
-export const getGpu = (): Promise<T.WebGPUBackend> => (gpu ??= T.initWebGPU());
-export const cpu = T.cpuBackend();
-
-export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+export { cpu, cpuOnly, maxAbsDiff as maxDiff, testBackend as getGpu } from "@balora/tensor/testing";

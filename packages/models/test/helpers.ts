@@ -6,8 +6,7 @@ import { expect } from "vitest";
 
 export const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
-let gpu: Promise<T.WebGPUBackend> | undefined;
-export const getGpu = (): Promise<T.WebGPUBackend> => (gpu ??= T.initWebGPU());
+export { cpuOnly, testBackend as getGpu } from "@balora/tensor/testing";
 
 export interface Golden {
   get(name: string): { data: Float64Array; shape: number[] };

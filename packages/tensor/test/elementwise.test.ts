@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as T from "../src/index.js";
-import { checkOp, cpu, expectClose, getGpu } from "./helpers.js";
+import { checkOp, cpu, expectClose, getGpu, cpuOnly } from "./helpers.js";
 
 const unaryCases: [string, (x: T.Tensor) => T.Tensor, { low?: number; high?: number }][] = [
   ["neg", T.neg, {}],
@@ -26,7 +26,8 @@ describe("unary ops: WebGPU vs float64 oracle, gradients vs finite differences",
       await checkOp(name, fn, [{ shape: [7, 13], ...range }], { atol: 2e-6, rtol: 2e-6, gradAtol: 1e-5, gradRtol: 1e-5 });
     });
   }
-  it("is stable at extreme values (tanh, sigmoid, silu, gelu at ±1e4)", async () => {
+  // WebGPU semantics (f32 overflow, deferred device validation, kernel selection): skipped with BALORA_BACKEND=cpu.
+  it.skipIf(cpuOnly)("is stable at extreme values (tanh, sigmoid, silu, gelu at ±1e4)", async () => {
     const gpu = await getGpu();
     const vals = [-1e4, -100, -20, 0, 20, 100, 1e4];
     for (const fn of [T.tanh, T.sigmoid, T.silu, T.gelu, T.geluExact, T.exp]) {
@@ -95,7 +96,8 @@ describe("binary ops with broadcasting", () => {
     expect(() => T.add(a, b)).toThrow(T.ShapeError);
     expect(() => T.add(a, b)).toThrow(/add: shapes \[2,3\] and \[4\] cannot be broadcast/);
   });
-  it("rejects use after dispose and mixed backends", async () => {
+  // WebGPU semantics (f32 overflow, deferred device validation, kernel selection): skipped with BALORA_BACKEND=cpu.
+  it.skipIf(cpuOnly)("rejects use after dispose and mixed backends", async () => {
     const gpu = await getGpu();
     const a = T.zeros([2, 3], { backend: gpu });
     const c = T.zeros([2, 3], { backend: cpu });

@@ -107,8 +107,18 @@ export class WebGPUBackend implements GpuBackend {
     readonly description: string,
     /** What kernels may assume: a CPU implementation (lavapipe) and a fixed subgroup size. */
     readonly traits: { software: boolean; subgroupSize: number | null } = { software: false, subgroupSize: null },
+    /** Lower limits than the device's (tests exercise windowed bindings with a small binding size). */
+    limitOverrides: Partial<GpuLimits> = {},
   ) {
-    this.limits = device.limits;
+    const l = device.limits;
+    this.limits = {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      ...limitOverrides,
+    };
     device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
@@ -217,8 +227,13 @@ export class WebGPUBackend implements GpuBackend {
    */
   validation(message: string): { code: number; err: GpuStorage } {
     if (!this.errorBuf) {
-      this.errorBuf = this.alloc("i32", 4);
-      this.device.queue.writeBuffer(this.errorBuf.buffer, 0, new Uint32Array(4));
+      // Backend-internal: not a user tensor, so not counted in memory().
+      const buffer = this.device.createBuffer({
+        size: 16,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      this.errorBuf = new GpuStorage(this, "i32", 4, buffer, this.nextId++);
+      this.device.queue.writeBuffer(buffer, 0, new Uint32Array(4));
     }
     let code = this.checkCodes.get(message);
     if (code === undefined) {

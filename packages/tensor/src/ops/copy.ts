@@ -5,7 +5,20 @@ import { isHalf } from "../dtype.js";
 import { DTypeError, fmtShape, ShapeError } from "../errors.js";
 import { collapseDims, type Shape, sameShape, stridedOffsets } from "../shape.js";
 import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
-import { cpuData, dimParams, groups, isGpu, LINEAR_WG, MAIN, outputDecl, paramsDecl, stridedIndexWgsl, stridedParams } from "./kernel.js";
+import {
+  bindSpan,
+  cpuData,
+  dimParams,
+  fitsBinding,
+  groups,
+  isGpu,
+  LINEAR_WG,
+  MAIN,
+  outputDecl,
+  paramsDecl,
+  stridedIndexWgsl,
+  stridedParams,
+} from "./kernel.js";
 
 const WG = 256;
 
@@ -14,19 +27,27 @@ export function fill(backend: Backend, shape: Shape, value: number, dtype: "f32"
   const out = emptyTensor(backend, shape, dtype);
   if (out.size === 0) return out;
   if (isGpu(backend)) {
-    const params = { u: { n: out.size }, f: { v: value } };
-    backend.dispatch({
-      key: `fill:${dtype}`,
-      params,
-      inputs: [],
-      outputs: [out.storage],
-      grid: groups(out.size, WG),
-      wgsl: () => `${paramsDecl(params)}${outputDecl(1, "out", dtype)}
+    // Runs of elements that fit one binding (one run unless the tensor is larger than a binding).
+    const run = fitsBinding(backend, out.storage)
+      ? out.size
+      : Math.floor((backend.limits.maxStorageBufferBindingSize - 1024) / 4 / WG) * WG;
+    for (let first = 0; first < out.size; first += run) {
+      const n = Math.min(run, out.size - first);
+      const w = bindSpan(backend, out.storage, first, n);
+      const params = { u: { n, o: w.base }, f: { v: value } };
+      backend.dispatch({
+        key: `fill:${dtype}`,
+        params,
+        inputs: [],
+        outputs: [w.binding],
+        grid: groups(n, WG),
+        wgsl: () => `${paramsDecl(params)}${outputDecl(1, "out", dtype)}
 ${MAIN(WG)} {
   let i = ${LINEAR_WG} * ${WG}u + lid.x;
-  if (i < p.n) { out[i] = ${dtype}(p.v); }
+  if (i < p.n) { out[p.o + i] = ${dtype}(p.v); }
 }`,
-    });
+      });
+    }
   } else cpuData(out).fill(dtype === "i32" ? Math.trunc(value) : value);
   return out;
 }

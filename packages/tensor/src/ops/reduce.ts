@@ -2,11 +2,16 @@
 // broadcast gradients. One workgroup per output for long reductions, one thread per output for short.
 import { ShapeError, fmtShape } from "../errors.js";
 import { record } from "../graph.js";
-import { collapseDims, normalizeAxes, numel, type Shape, stridedOffsets } from "../shape.js";
+import type { GpuBackend } from "../backend/backend.js";
+import { bytesPerElement } from "../dtype.js";
+import { collapseDims, contiguousStrides, normalizeAxes, numel, type Shape, stridedOffsets, viewSpan } from "../shape.js";
 import { emptyTensor, type Tensor } from "../tensor.js";
+import { copyInto } from "./copy.js";
 import { mapElementwise } from "./elementwise-kernel.js";
 import {
+  bindSpan,
   cpuData,
+  fitsBinding,
   groups,
   inputDecl,
   isGpu,
@@ -56,7 +61,11 @@ export function reduceRaw(kind: Kind, x: Tensor, axes: number[], keepdim: boolea
   if (nout === 0) return out;
   const b = x.backend;
   if (isGpu(b)) {
-    const u: Record<string, number> = { nout, nred, off: x.offset };
+    const [lo, hi] = viewSpan(x.shape, x.strides, x.offset);
+    const room = b.limits.maxStorageBufferBindingSize - 2 * Math.max(4, b.limits.minStorageBufferOffsetAlignment);
+    if (!fitsBinding(b, x.storage) && (hi - lo) * bytesPerElement(x.dtype) > room) return reduceInSlabs(kind, x, axes, keepdim, out);
+    const win = bindSpan(b, x.storage, lo, hi - lo);
+    const u: Record<string, number> = { nout, nred, off: x.offset - lo + win.base };
     kept.shape.forEach((d, k) => {
       u[`kd${k}`] = d;
       u[`k_s${k}`] = kept.strides[0][k];
@@ -94,7 +103,7 @@ ${MAIN(WG)} {
 ${loop("lid.x", `${WG}u`)}  let r = ${kind === "sum" ? "wg_sum" : "wg_max"}(acc, lid.x);
   if (lid.x == 0u) { out[o] = r; }
 }`;
-    b.dispatch({ key, params, inputs: [x.storage], outputs: [out.storage], grid: perThread ? groups(nout, WG) : nout, wgsl });
+    b.dispatch({ key, params, inputs: [win.binding], outputs: [out.storage], grid: perThread ? groups(nout, WG) : nout, wgsl });
     return out;
   }
   // CPU oracle: float64, straightforward loops over logical coordinates.
@@ -111,6 +120,57 @@ ${loop("lid.x", `${WG}u`)}  let r = ${kind === "sum" ? "wg_sum" : "wg_max"}(acc,
     od[o] = acc;
   }
   return out;
+}
+
+/**
+ * A reduction of a view whose span exceeds one storage binding: split its first non-trivial axis into
+ * slabs that fit, reduce each, then combine (sum/max when that axis is reduced, else place the slabs).
+ */
+function reduceInSlabs(kind: Kind, x: Tensor, axes: number[], keepdim: boolean, out: Tensor): Tensor {
+  const a = x.shape.findIndex((d) => d > 1);
+  const d = x.shape[a];
+  const [lo, hi] = viewSpan(x.shape, x.strides, x.offset);
+  const b = x.backend as GpuBackend;
+  const room = b.limits.maxStorageBufferBindingSize - 2 * Math.max(4, b.limits.minStorageBufferOffsetAlignment);
+  const per = Math.max(1, Math.floor((d * room) / ((hi - lo) * bytesPerElement(x.dtype))));
+  const reduced = axes.includes(a);
+  let acc: Tensor | null = null;
+  const outFull = keptShape(x.shape, axes, true);
+  for (let i0 = 0; i0 < d; i0 += per) {
+    const n = Math.min(per, d - i0);
+    const shape = x.shape.map((v, k) => (k === a ? n : v));
+    const slab = x.viewAs(shape, x.strides, x.offset + i0 * x.strides[a]);
+    const r = reduceRaw(kind, slab, axes, true);
+    slab.dispose();
+    if (reduced) {
+      const next: Tensor = acc
+        ? mapElementwise(
+            `reduce_combine_${kind}`,
+            [acc, r],
+            ([p, q]) => (kind === "sum" ? `${p} + ${q}` : `max(${p}, ${q})`),
+            (p, q) => (kind === "sum" ? p + q : Math.max(p, q)),
+          )
+        : r;
+      if (acc) {
+        acc.dispose();
+        r.dispose();
+      }
+      acc = next;
+    } else {
+      // This slab's outputs: positions i0 .. i0 + n along axis a of the keepdim output.
+      const strides = contiguousStrides(outFull);
+      const dst = out.viewAs(r.shape, strides, i0 * strides[a]);
+      copyInto(dst, r);
+      dst.dispose();
+      r.dispose();
+    }
+  }
+  if (!reduced) return out;
+  out.dispose();
+  const res = acc as Tensor;
+  const v = res.viewAs(keptShape(x.shape, axes, keepdim));
+  res.dispose();
+  return v;
 }
 
 /** Sum over `axes` (all when omitted). */

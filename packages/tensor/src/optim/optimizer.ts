@@ -43,9 +43,10 @@ export abstract class Optimizer {
     readonly kind: string,
   ) {
     if (!(lr >= 0)) throw new ArgumentError(`optimizer: learning rate must be >= 0, got ${lr}`);
-    const entries: [string, Tensor][] = Array.isArray(params)
-      ? (params as Tensor[]).map((t, i) => [t.name ?? `param.${i}`, t])
-      : [...(params as Iterable<readonly [string, Tensor]>)].map(([n, t]) => [n, t]);
+    const list = [...(params as Iterable<Tensor | readonly [string, Tensor]>)];
+    const entries: [string, Tensor][] = list.map((e, i) =>
+      Array.isArray(e) ? [e[0], e[1]] : [(e as Tensor).name ?? `param.${i}`, e as Tensor],
+    );
     const bad = entries.find(([, p]) => !p.requiresGrad);
     if (bad) throw new ArgumentError(`optimizer: parameter ${bad[0]} does not require grad`);
     const names = entries.map(([n]) => n);
@@ -108,8 +109,9 @@ export abstract class Optimizer {
     const missing = json.params.filter((n) => !this.paramNames.includes(n));
     const extra = this.paramNames.filter((n) => !json.params.includes(n));
     if (missing.length || extra.length) {
-      const diffs = [...missing.map((n) => `saved only: ${n}`), ...extra.map((n) => `here only: ${n}`)];
-      throw new ArgumentError(`loadStateDict: parameter names differ (${diffs.slice(0, 4).join("; ")})`);
+      const few = (names: string[]) => names.slice(0, 3).join(", ") + (names.length > 3 ? ` and ${names.length - 3} more` : "");
+      const diffs = [missing.length ? `saved only: ${few(missing)}` : "", extra.length ? `here only: ${few(extra)}` : ""];
+      throw new ArgumentError(`loadStateDict: parameter names differ (${diffs.filter(Boolean).join("; ")})`);
     }
     const fresh = new Map<Tensor, Record<string, Tensor>>();
     for (const [key, src] of Object.entries(sd.tensors)) {

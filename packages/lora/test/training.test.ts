@@ -1,0 +1,99 @@
+// What a LoRA training loop relies on: a synchronous teacher view (one synchronous tidy per step),
+// dropout masks keyed by (seed, draw, layer path), and bit-identical weights from identical runs.
+import * as T from "@balora/tensor";
+import { describe, expect, it } from "vitest";
+import * as L from "../src/index.js";
+import { cpuOnly, getGpu, TinyNet } from "./helpers.js";
+
+const x = (b: T.Backend) => T.randn([5, 6], { backend: b, seed: 3 });
+
+/** A few AdamW steps of LoRA (dropout 0.1, PiSSA init) with a teacher term; returns every adapter weight. */
+async function train(b: T.Backend, steps: number, onStep?: (step: number) => void): Promise<Record<string, number[]>> {
+  const net = new TinyNet(b);
+  L.injectAdapter(
+    net,
+    { target_modules: ["q_proj", "v_proj", "down_proj"], r: 2, lora_alpha: 4, lora_dropout: 0.1, init_lora_weights: "pissa" },
+    { seed: 9 },
+  );
+  const opt = new T.AdamW(net.namedTrainableParameters(), { lr: 0.02, weightDecay: 0 });
+  const input = x(b);
+  for (let step = 0; step < steps; step++) {
+    L.setDropoutDraw(net, step);
+    onStep?.(step);
+    const loss = T.tidy(() => {
+      const teacher = L.withInitialAdapters(net, () => T.noGrad(() => net.forward(input)));
+      const student = net.forward(input);
+      return T.add(T.mean(T.square(student)), T.mean(T.square(T.sub(student, teacher))));
+    });
+    T.backward(loss);
+    loss.dispose();
+    opt.step();
+    opt.zeroGrad();
+  }
+  const out: Record<string, number[]> = {};
+  for (const [n, t] of net.namedTrainableParameters()) out[n] = Array.from(await t.data());
+  opt.dispose();
+  net.dispose();
+  input.dispose();
+  return out;
+}
+
+describe("LoRA training loops", () => {
+  it("withInitialAdapters returns the value of a synchronous function (no Promise), and a Promise for an async one", async () => {
+    const b = await getGpu();
+    const net = new TinyNet(b);
+    L.injectAdapter(net, { target_modules: ["q_proj"], r: 2, init_lora_weights: false }, { seed: 1 });
+    const input = x(b);
+    const sync = L.withInitialAdapters(net, () => 42);
+    expect(sync).toBe(42);
+    const layer = net.model.layers[0].q_proj as L.LoraLinear;
+    expect(L.withInitialAdapters(net, () => layer.useInitial)).toBe(true);
+    expect(layer.useInitial).toBe(false);
+    const later = L.withInitialAdapters(net, async () => layer.useInitial);
+    expect(later).toBeInstanceOf(Promise);
+    expect(await later).toBe(true);
+    expect(() =>
+      L.withInitialAdapters(net, () => {
+        throw new Error("boom");
+      }),
+    ).toThrow("boom");
+    expect(layer.useInitial).toBe(false);
+    input.dispose();
+    net.dispose();
+  });
+
+  it("two identical runs give bit-identical adapter weights (no order-dependent atomics on the LoRA path)", async () => {
+    const b = await getGpu();
+    const [first, second] = [await train(b, 4), await train(b, 4)];
+    expect(Object.keys(first).length).toBe(12);
+    expect(second).toEqual(first);
+  });
+
+  it("dropout masks follow the draw set by setDropoutDraw, not a counter: the same draw replays the same step", async () => {
+    const b = await getGpu();
+    const net = new TinyNet(b);
+    L.injectAdapter(net, { target_modules: ["q_proj"], r: 2, lora_dropout: 0.5, init_lora_weights: false }, { seed: 4 });
+    const input = x(b);
+    const out = async (draw: number) => {
+      L.setDropoutDraw(net, draw);
+      const y = net.forward(input);
+      const v = Array.from(await y.data());
+      y.dispose();
+      return v;
+    };
+    const a = await out(7);
+    expect(await out(7)).toEqual(a); // the forward count does not matter
+    expect(await out(8)).not.toEqual(a);
+    net.eval();
+    const evalA = await out(7);
+    expect(await out(8)).toEqual(evalA); // no dropout in eval mode
+    expect(() => L.setDropoutDraw(net, -1)).toThrow(/32-bit unsigned integer/);
+    input.dispose();
+    net.dispose();
+  });
+
+  it.skipIf(cpuOnly)("the same run on the float64 oracle agrees (WebGPU vs oracle)", async () => {
+    const [gpu, oracle] = [await train(await getGpu(), 3), await train(T.cpuBackend(), 3)];
+    for (const k of Object.keys(oracle)) oracle[k].forEach((v, i) => expect(Math.abs(gpu[k][i] - v), k).toBeLessThan(2e-4));
+  });
+});
