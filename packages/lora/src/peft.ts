@@ -95,11 +95,11 @@ function exportConfig(model: T.Module, name: string, c: LoraConfig, convert: boo
   };
 }
 
-/** A peft adapter's two files: adapter_config.json's text and adapter_model.safetensors' bytes. */
-export interface AdapterFiles {
+/** A peft adapter's two files: adapter_config.json's text and adapter_model.safetensors' bytes (a DirectoryInput). */
+export type AdapterFiles = {
   "adapter_config.json": string;
   "adapter_model.safetensors": Uint8Array;
-}
+};
 
 /**
  * Adapter `name` in peft's format, as the bytes of its two files (what saveAdapter writes): a page can

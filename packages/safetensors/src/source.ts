@@ -28,7 +28,7 @@ export interface FileListLike {
 }
 
 /** One file held in memory: its bytes, a Blob/File, or its text (written as UTF-8). */
-export type FileData = ArrayBuffer | ArrayBufferView | BlobLike | string;
+export type FileData = ArrayBufferLike | ArrayBufferView | BlobLike | string;
 
 /** Files to write by name: text (UTF-8) or bytes (writeFiles in Node; a download in a page). */
 export type FilesToWrite = ReadonlyMap<string, string | Uint8Array> | Readonly<Record<string, string | Uint8Array>>;
@@ -37,7 +37,7 @@ export type FilesToWrite = ReadonlyMap<string, string | Uint8Array> | Readonly<R
  * One file: a string (a path in Node, a URL in the browser), a URL (`file:` read from disk in Node,
  * anything else fetched), its bytes, a Blob/File, or a ByteSource of your own.
  */
-export type FileInput = string | URL | ArrayBuffer | ArrayBufferView | BlobLike | ByteSource;
+export type FileInput = string | URL | ArrayBufferLike | ArrayBufferView | BlobLike | ByteSource;
 
 /** Named files, read whole or opened for random access. Names are relative ("config.json"). */
 export interface Directory {
@@ -85,7 +85,8 @@ const isObject = (x: unknown): x is Record<string, unknown> => typeof x === "obj
 const isFunction = (x: unknown, key: string): boolean => isObject(x) && typeof x[key] === "function";
 
 /** ArrayBuffer or SharedArrayBuffer, from this realm or another (an iframe, a worker's message). */
-export const isArrayBuffer = (x: unknown): x is ArrayBuffer => tag(x) === "[object ArrayBuffer]" || tag(x) === "[object SharedArrayBuffer]";
+export const isArrayBuffer = (x: unknown): x is ArrayBufferLike =>
+  tag(x) === "[object ArrayBuffer]" || tag(x) === "[object SharedArrayBuffer]";
 export const isBlobLike = (x: unknown): x is BlobLike =>
   isFunction(x, "slice") && isFunction(x, "arrayBuffer") && typeof (x as BlobLike).size === "number";
 export const isByteSource = (x: unknown): x is ByteSource =>
@@ -96,7 +97,7 @@ const isFileList = (x: unknown): x is FileListLike => isFunction(x, "item") && t
 const isLocation = (x: unknown): x is string | URL => typeof x === "string" || x instanceof URL || tag(x) === "[object URL]";
 
 /** A single file's input as opposed to a directory's (locations are neither until looked at). */
-export const isFileContent = (x: unknown): x is ArrayBuffer | ArrayBufferView | BlobLike | ByteSource =>
+export const isFileContent = (x: unknown): x is ArrayBufferLike | ArrayBufferView | BlobLike | ByteSource =>
   isArrayBuffer(x) || ArrayBuffer.isView(x) || isBlobLike(x) || isByteSource(x);
 
 /** Bytes in memory; reads are views of `bytes`. */
@@ -134,7 +135,7 @@ function checkRange(label: string, size: number, position: number, length: numbe
 }
 
 /** Bytes as a Uint8Array view (no copy). */
-function asBytes(data: ArrayBuffer | ArrayBufferView): Uint8Array {
+function asBytes(data: ArrayBufferLike | ArrayBufferView): Uint8Array {
   return isArrayBuffer(data) ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
@@ -163,7 +164,8 @@ export function resolveDirectory(input: DirectoryInput, platform: Platform): Dir
   if (input instanceof Map || tag(input) === "[object Map]") return memoryDirectory(input as ReadonlyMap<string, FileData>);
   if (isObject(input) && !isFileContent(input)) return memoryDirectory(new Map(Object.entries(input as Record<string, FileData>)));
   throw new TypeError(
-    `expected a directory: a path or URL, a Map or object of name → file content, a FileList or File[], or a Directory; got ${describe(input)}`,
+    "expected a directory: a path or URL, a Map or object of name → file content, a FileList or File[], or a Directory; " +
+      `got ${describe(input)}`,
   );
 }
 
