@@ -1,10 +1,12 @@
 // Built-in variants come from a static table (no import-time registration, so bundles keep them) and
 // plugins cannot replace them; adapters as bytes (adapterFiles) are exactly what saveAdapter writes.
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as T from "@balora/tensor";
 import { describe, expect, it } from "vitest";
+import { adapterInBrowser } from "../examples/browser.js";
 import * as L from "../src/index.js";
 import { doraVariant } from "../src/variants/dora.js";
 import { loraVariant } from "../src/variants/lora.js";
@@ -56,6 +58,18 @@ describe("adapterFiles", () => {
     expect(maxDiff(await T.noGrad(() => fresh.forward(x)).data(), want)).toBeLessThan(1e-6); // F32 on disk, f64 on the CPU
     expect((await L.readAdapterConfig(files)).use_dora).toBe(true);
     await expect(L.adapterFiles(net, { adapterName: "nope" })).rejects.toThrow(/^adapterFiles: adapter "nope" does not exist/);
+  });
+
+  it("the README's browser example (examples/browser.ts, verbatim) loads from Files and gives them back", async () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    expect(readme).toContain(readFileSync(new URL("../examples/browser.ts", import.meta.url), "utf8").trim());
+    const net = new TinyNet(cpu);
+    L.injectAdapter(net, { target_modules: ["v_proj"], r: 3, init_lora_weights: false }, { seed: 5 });
+    const picked = Object.entries(await L.adapterFiles(net)).map(([name, data]) => new File([data], name));
+    const out = await adapterInBrowser(new TinyNet(cpu), picked);
+    expect(out.map((f) => f.name)).toEqual([L.CONFIG_FILE, L.WEIGHTS_FILE]);
+    for (const [i, f] of out.entries())
+      expect(new Uint8Array(await f.arrayBuffer())).toEqual(new Uint8Array(await picked[i].arrayBuffer()));
   });
 
   it("names the in-memory file at fault", async () => {

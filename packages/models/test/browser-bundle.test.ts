@@ -6,6 +6,7 @@ import { loadAdapter } from "@balora/lora";
 import * as T from "@balora/tensor";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type BrowserBundle, bundleForBrowser, nodeReferences, runBundle } from "../../../scripts/lib/browser-bundle.mjs";
+import { generateInBrowser } from "../examples/browser.js";
 import { type LanguageModel, loadModel, Tokenizer } from "../src/index.js";
 import { fixture } from "./helpers.js";
 import type { smoke as Smoke, SmokeInput } from "./browser/smoke.js";
@@ -96,6 +97,13 @@ describe("browser bundles of @balora/safetensors, tensor, lora and models", () =
     it("an adapter's two files as bytes (adapterFiles) load back as an in-memory directory", () => {
       expect(result.adapterFileNames).toEqual(["adapter_config.json", "adapter_model.safetensors"]);
       expect(result.reloaded).toEqual(result.adapted);
+    });
+
+    it("the README's browser example (examples/browser.ts, verbatim) generates what it generates in Node", async () => {
+      const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+      expect(readme).toContain(readFileSync(new URL("../examples/browser.ts", import.meta.url), "utf8").trim());
+      expect(result.example).toBe(await generateInBrowser(filesOf(fixture("llama-f32")), T.cpuBackend()));
+      expect(result.example.length).toBeGreaterThan(0);
     });
 
     it("a sharded checkpoint loads from a picked folder's Files", async () => {

@@ -1,5 +1,6 @@
 // The browser entry (src/browser.ts, the `browser` export condition) bundled by Vite as an app would:
 // no node: module reachable, the Node entry's names, and bytes/Files/fetch URLs work from the bundle.
+import { readFileSync } from "node:fs";
 import { readFile, readdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -26,6 +27,11 @@ describe("@balora/safetensors in the browser", () => {
     expect(Object.keys(runBundle(bundle)).sort()).toEqual(Object.keys(node).sort());
   });
 
+  it("the README's browser example is examples/browser.ts verbatim (run from the bundle below)", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    expect(readme).toContain(readFileSync(new URL("../examples/browser.ts", import.meta.url), "utf8").trim());
+  });
+
   it("from the bundle: bytes and Blobs round-trip, checkpoints load from memory and fetch URLs, writers explain", async () => {
     const entry = fileURLToPath(new URL("./browser/smoke.ts", import.meta.url));
     const bundle = await bundleForBrowser({ code: `export { smoke } from ${JSON.stringify(entry)};`, root, alias, globalName: "Smoke" });
@@ -33,6 +39,12 @@ describe("@balora/safetensors in the browser", () => {
     const files = await shardedFiles();
     const server = await serve(new Map([...files].map(([n, b]) => [`repo/${n}`, b])), { ranges: true });
     const result = await (runBundle(bundle).smoke as typeof Smoke)({ shardedFiles: files, base: server.base });
+    const shard = await node.openSafetensors(`${goldenPath("sharded")}/model-00001-of-00004.safetensors`);
+    expect(result.example).toEqual([
+      "model.safetensors: 80 bytes",
+      ...shard.names.map((n) => `${n} ${shard.info(n).dtype} [${shard.info(n).shape}]`),
+    ]);
+    await shard.close();
 
     expect(result.roundTrip).toEqual([
       [0.5, -1.25, 3, 7.75],
@@ -45,8 +57,8 @@ describe("@balora/safetensors in the browser", () => {
     await disk.close();
     expect(result.fromMemory).toEqual(want);
     expect(result.fromUrl).toEqual(want);
-    // the index is one plain GET; model.safetensors (absent) and each shard are opened with a Range request
-    expect(server.requests.map((r) => [r.path, r.range !== undefined])).toEqual([
+    // the example opened one shard (one request); then the index is one plain GET; model.safetensors (absent) and each shard are opened with a Range request
+    expect(server.requests.slice(-6).map((r) => [r.path, r.range !== undefined])).toEqual([
       ["repo/model.safetensors", true],
       ["repo/model.safetensors.index.json", false],
       ...[1, 2, 3, 4].map((i) => [`repo/model-0000${i}-of-00004.safetensors`, true]),

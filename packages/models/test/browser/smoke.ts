@@ -12,6 +12,7 @@ import {
 import { type LanguageModel, loadModel, readConfig, Tokenizer } from "@balora/models";
 import { type FileData, openCheckpoint } from "@balora/safetensors";
 import * as T from "@balora/tensor";
+import { generateInBrowser } from "../../examples/browser.js";
 
 export interface SmokeInput {
   /** llama-f32's files by name. */
@@ -72,7 +73,10 @@ export async function smoke(input: SmokeInput) {
   const shardFiles = checkpoint.files.map((f) => f.path);
   await checkpoint.close();
 
+  const example = await generateInBrowser(input.model, backend);
+
   return {
+    example,
     variants,
     overrideBuiltIn,
     webgpu,

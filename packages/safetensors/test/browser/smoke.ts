@@ -1,6 +1,7 @@
 // What a web page does with @balora/safetensors, run from the browser bundle (browser-bundle.test.ts
 // bundles this file with `@balora/safetensors` as src/browser.ts): bytes, Files, fetch URLs.
 import * as st from "@balora/safetensors";
+import { inTheBrowser } from "../../examples/browser.js";
 
 const message = async (p: Promise<unknown>) =>
   p.then(
@@ -31,6 +32,7 @@ export async function smoke(input: { shardedFiles: Map<string, Uint8Array>; base
     Array.from((await fromBlob.readTensor("layer.weight")).data as Float32Array),
   ];
   return {
+    example: await inTheBrowser(new URL(`${input.base}repo/model-00001-of-00004.safetensors`)),
     roundTrip,
     fromMemory: await names(st.openCheckpoint(input.shardedFiles)),
     fromUrl: await names(st.openCheckpoint(`${input.base}repo/`)),
