@@ -57,7 +57,8 @@ describe("@balora/safetensors in the browser", () => {
     await disk.close();
     expect(result.fromMemory).toEqual(want);
     expect(result.fromUrl).toEqual(want);
-    // the example opened one shard (one request); then the index is one plain GET; model.safetensors (absent) and each shard are opened with a Range request
+    // after the example's one request: model.safetensors (absent) and each shard are opened with a Range
+    // request, the index is one plain GET
     expect(server.requests.slice(-6).map((r) => [r.path, r.range !== undefined])).toEqual([
       ["repo/model.safetensors", true],
       ["repo/model.safetensors.index.json", false],
