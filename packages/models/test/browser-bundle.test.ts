@@ -4,10 +4,11 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadAdapter } from "@balora/lora";
 import * as T from "@balora/tensor";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BrowserBundle, bundleForBrowser, nodeReferences, runBundle } from "../../../scripts/lib/browser-bundle.mjs";
 import { generateInBrowser } from "../examples/browser.js";
 import { type LanguageModel, loadModel, Tokenizer } from "../src/index.js";
+import { serveFiles } from "../../../scripts/lib/http-fixture-server.mjs";
 import { fixture } from "./helpers.js";
 import type { smoke as Smoke, SmokeInput } from "./browser/smoke.js";
 
@@ -58,8 +59,11 @@ describe("browser bundles of @balora/safetensors, tensor, lora and models", () =
     beforeAll(async () => {
       const entry = fileURLToPath(new URL("./browser/smoke.ts", import.meta.url));
       bundle = await bundleForBrowser({ code: `export { smoke } from ${JSON.stringify(entry)};`, root, alias, globalName: "Smoke" });
+      const server = await serveFiles(filesOf(fixture("llama-f32")), { ranges: true });
+      afterAll(() => server.close());
       const input: SmokeInput = {
         model: filesOf(fixture("llama-f32")),
+        modelUrl: server.base,
         shardedFolder: pickedFolder(fixture("mistral-f32-sharded"), "mistral"),
         adapter: Object.fromEntries(filesOf(adapterDir)),
         prompt: PROMPT,
@@ -92,6 +96,10 @@ describe("browser bundles of @balora/safetensors, tensor, lora and models", () =
       expect(result.adapterTargets).toEqual(["v_proj", "q_proj"]);
       expect(result.adapted).toEqual(await logits(model, result.ids, backend));
       expect(result.adapted).not.toEqual(result.base);
+    });
+
+    it("a model and tokenizer load from a base URL (fetch, Range requests) with the same logits", () => {
+      expect(result.httpLogits).toEqual(result.base);
     });
 
     it("an adapter's two files as bytes (adapterFiles) load back as an in-memory directory", () => {

@@ -19,6 +19,8 @@ export interface SmokeInput {
   model: Map<string, Uint8Array>;
   /** mistral-f32-sharded's files as Files of a picked folder (webkitRelativePath "mistral/<name>"). */
   shardedFolder: File[];
+  /** llama-f32 served over HTTP (with Range support): its base URL. */
+  modelUrl: string;
   /** The peft llama-lora adapter's files by name. */
   adapter: Record<string, FileData>;
   prompt: string;
@@ -67,6 +69,9 @@ export async function smoke(input: SmokeInput) {
   await loadAdapter(again, files);
   const reloaded = await logits(again, ids, backend);
 
+  const overHttp = await loadModel(new URL(input.modelUrl), { backend });
+  const httpLogits = await logits(overHttp, (await Tokenizer.fromDir(input.modelUrl)).encode(input.prompt), backend);
+
   const sharded = await loadModel(input.shardedFolder, { backend });
   const shardedLogits = await logits(sharded, ids, backend);
   const checkpoint = await openCheckpoint(input.shardedFolder);
@@ -87,6 +92,7 @@ export async function smoke(input: SmokeInput) {
     adapterTargets: adapterConfig.target_modules,
     adapterFileNames: Object.keys(files),
     reloaded,
+    httpLogits,
     shardedLogits,
     shardFiles,
   };
