@@ -1,12 +1,5 @@
 // @balora/lora public API: PEFT-compatible LoRA adapters on any @balora/tensor Module tree — config,
 // injection, variants (LoRA, DoRA, plugins), PiSSA, merging, multi-adapter control, peft save/load.
-import { registerVariant } from "./variant.js";
-import { doraVariant } from "./variants/dora.js";
-import { loraVariant } from "./variants/lora.js";
-
-registerVariant(loraVariant);
-registerVariant(doraVariant);
-
 export {
   DEFAULT_LORA_CONFIG,
   DEFAULT_TARGETS,
@@ -52,6 +45,8 @@ export {
 export { pissaInit, pissaMethod } from "./pissa.js";
 export {
   AdapterFormatError,
+  type AdapterFiles,
+  adapterFiles,
   CONFIG_FILE,
   type LoadAdapterOptions,
   loadAdapter,

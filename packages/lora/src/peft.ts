@@ -1,9 +1,19 @@
 // PEFT adapter directories: adapter_config.json (peft's field names, sorted, indent 2) and
 // adapter_model.safetensors (`base_model.model.<path>.lora_A.weight`, F32), written so Python peft
-// loads them, and read from peft's output; optional PiSSA → LoRA conversion on save.
-import { mkdir, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
-import { openSafetensors, PyFloat, pythonJsonDump, type TensorToWrite, writeSafetensors, writeTextAtomically } from "@balora/safetensors";
+// loads them, and read from peft's output (a path, URL, Files or memory); PiSSA → LoRA on save.
+import {
+  type Directory,
+  type DirectoryInput,
+  openDirectory,
+  openSafetensors,
+  PyFloat,
+  pythonJsonDump,
+  readText,
+  type SafetensorsFile,
+  serializeSafetensors,
+  type TensorToWrite,
+  writeFiles,
+} from "@balora/safetensors";
 import * as T from "@balora/tensor";
 import { ArgumentError, BaloraError } from "@balora/tensor";
 import { type LoraConfig, loraConfig, resolveModuleParams, variantOf } from "./config.js";
@@ -85,26 +95,38 @@ function exportConfig(model: T.Module, name: string, c: LoraConfig, convert: boo
   };
 }
 
-/** Writes adapter `name` in peft's format; files appear atomically (temp name, then rename). */
-export async function saveAdapter(model: T.Module, dir: string, opts: SaveAdapterOptions = {}): Promise<string> {
+/** A peft adapter's two files: adapter_config.json's text and adapter_model.safetensors' bytes (a DirectoryInput). */
+export type AdapterFiles = {
+  "adapter_config.json": string;
+  "adapter_model.safetensors": Uint8Array;
+};
+
+/**
+ * Adapter `name` in peft's format, as the bytes of its two files (what saveAdapter writes): a page can
+ * offer them as downloads, and loadAdapter reads them back as a directory in memory.
+ */
+export function adapterFiles(model: T.Module, opts: SaveAdapterOptions = {}): Promise<AdapterFiles> {
+  return encodeAdapter(model, opts, "adapterFiles");
+}
+
+async function encodeAdapter(model: T.Module, opts: SaveAdapterOptions, caller: string): Promise<AdapterFiles> {
   const name = opts.adapterName ?? "default";
   const c = adapterConfigs(model).get(name);
   if (!c)
     throw new ArgumentError(
-      `saveAdapter: adapter "${name}" does not exist (adapters: ${[...adapterConfigs(model).keys()].join(", ") || "none"})`,
+      `${caller}: adapter "${name}" does not exist (adapters: ${[...adapterConfigs(model).keys()].join(", ") || "none"})`,
     );
   const convert = !!opts.convertPissaToLora;
   if (convert && c.use_rslora && (Object.keys(c.rank_pattern).length || Object.keys(c.alpha_pattern).length))
     throw new ArgumentError(
-      "saveAdapter: converting PiSSA to LoRA is not possible with use_rslora together with rank_pattern/alpha_pattern (as in peft)",
+      `${caller}: converting PiSSA to LoRA is not possible with use_rslora together with rank_pattern/alpha_pattern (as in peft)`,
     );
-  const out = name === "default" ? dir : join(dir, name);
   const tensors = new Map<string, TensorToWrite>();
   for (const { path, layer } of carriers(model, name)) {
     const st = layer.adapters.get(name)!;
     let params = st.params;
     if (convert) {
-      if (!st.initial) throw new ArgumentError(`saveAdapter: adapter "${name}" at ${path} was not PiSSA-initialised; nothing to convert`);
+      if (!st.initial) throw new ArgumentError(`${caller}: adapter "${name}" at ${path} was not PiSSA-initialised; nothing to convert`);
       const init = st.initial;
       params = T.noGrad(() => ({
         ...st.params,
@@ -118,25 +140,42 @@ export async function saveAdapter(model: T.Module, dir: string, opts: SaveAdapte
       if (convert && t !== st.params[key]) t.dispose();
     }
   }
-  await mkdir(out, { recursive: true });
-  await writeSafetensors(join(out, WEIGHTS_FILE), tensors, { metadata: { format: "pt" } });
-  const cfgText = pythonJsonDump(exportConfig(model, name, c, convert, opts.baseModelNameOrPath ?? null) as never, 0, { sortKeys: true });
-  await writeTextAtomically(join(out, CONFIG_FILE), cfgText);
-  return out;
+  const weights = await serializeSafetensors(tensors, { metadata: { format: "pt" } });
+  const config = pythonJsonDump(exportConfig(model, name, c, convert, opts.baseModelNameOrPath ?? null) as never, 0, { sortKeys: true });
+  return { [CONFIG_FILE]: config, [WEIGHTS_FILE]: weights };
 }
 
-/** Reads an adapter_config.json into a LoraConfig (peft's fields; unknown ones ignored, like peft ≥ 0.13). */
-export async function readAdapterConfig(dir: string): Promise<LoraConfig> {
-  const file = join(dir, CONFIG_FILE);
+/** Writes adapter `name` in peft's format (Node); files appear atomically (temp name, then rename). */
+export async function saveAdapter(model: T.Module, dir: string, opts: SaveAdapterOptions = {}): Promise<string> {
+  const name = opts.adapterName ?? "default";
+  const files = await encodeAdapter(model, opts, "saveAdapter");
+  return writeFiles(
+    dir,
+    new Map<string, string | Uint8Array>([
+      [WEIGHTS_FILE, files[WEIGHTS_FILE]],
+      [CONFIG_FILE, files[CONFIG_FILE]],
+    ]),
+    {
+      subdirectory: name === "default" ? undefined : name,
+    },
+  );
+}
+
+/**
+ * Reads adapter_config.json from an adapter directory (a path, URL, Files or files in memory) into a
+ * LoraConfig (peft's fields; unknown ones ignored, like peft ≥ 0.13).
+ */
+export async function readAdapterConfig(dir: DirectoryInput): Promise<LoraConfig> {
+  const directory = openDirectory(dir);
+  const file = directory.labelOf(CONFIG_FILE);
+  const text = await readText(directory, CONFIG_FILE);
+  if (text === undefined)
+    throw new AdapterFormatError(`${file}: not found; an adapter directory needs adapter_config.json and adapter_model.safetensors`);
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(await readFile(file, "utf8"));
+    raw = JSON.parse(text);
   } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
-    const why = missing
-      ? "not found; an adapter directory needs adapter_config.json and adapter_model.safetensors"
-      : `invalid JSON (${(e as Error).message})`;
-    throw new AdapterFormatError(`${file}: ${why}`);
+    throw new AdapterFormatError(`${file}: invalid JSON (${(e as Error).message})`);
   }
   if (raw.peft_type !== "LORA")
     throw new AdapterFormatError(`${file}: peft_type is ${JSON.stringify(raw.peft_type)}; only LoRA adapters ("LORA") are supported`);
@@ -179,39 +218,32 @@ export interface LoadAdapterOptions {
 }
 
 /**
- * Loads a peft adapter directory into `model`: injects the layers its config targets, then checks the
- * tensors (every expected key present, none unexpected, shapes fitting the base) and copies them in.
+ * Loads a peft adapter directory (a path, URL, Files, files in memory such as adapterFiles' result)
+ * into `model`: injects the layers its config targets, then checks the tensors (every expected key
+ * present, none unexpected, shapes fitting the base) and copies them in.
  */
-export async function loadAdapter(model: T.Module, dir: string, opts: LoadAdapterOptions = {}): Promise<void> {
+export async function loadAdapter(model: T.Module, dir: DirectoryInput, opts: LoadAdapterOptions = {}): Promise<void> {
   const name = opts.adapterName ?? "default";
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new Error();
-  } catch {
-    throw new AdapterFormatError(`${dir}: not an adapter directory`);
-  }
-  const config = await readAdapterConfig(dir);
-  const weights = join(dir, WEIGHTS_FILE);
-  try {
-    await stat(weights);
-  } catch {
-    let legacy = false;
-    try {
-      legacy = (await stat(join(dir, "adapter_model.bin"))).isFile();
-    } catch {}
-    throw new AdapterFormatError(
-      legacy
-        ? `${dir}: adapter_model.bin (pickle) is not supported; convert it to adapter_model.safetensors with peft`
-        : `${weights}: not found`,
-    );
-  }
+  const directory = openDirectory(dir);
+  if (!(await directory.isDirectory())) throw new AdapterFormatError(`${directory.label}: not an adapter directory`);
+  const config = await readAdapterConfig(directory);
+  const weights = await directory.open(WEIGHTS_FILE);
+  if (!weights) throw await missingWeights(directory);
   let injected: string[];
   try {
     // peft re-runs PiSSA when a config still says so (it mutates the base): do the same.
     injected = injectAdapter(model, config, { adapterName: name, activate: false }).targets;
   } catch (e) {
-    throw new AdapterFormatError(`${join(dir, CONFIG_FILE)}: ${(e as Error).message}`);
+    await weights.close();
+    throw new AdapterFormatError(`${directory.labelOf(CONFIG_FILE)}: ${(e as Error).message}`);
   }
-  const file = await openSafetensors(weights);
+  let file: SafetensorsFile;
+  try {
+    file = await openSafetensors(weights);
+  } catch (e) {
+    deleteAdapter(model, name);
+    throw e;
+  }
   try {
     const variant = getVariant(variantOf(config));
     const expected = new Map<string, { layer: LoraLinear; key: string; shape: number[] }>();
@@ -237,7 +269,7 @@ export async function loadAdapter(model: T.Module, dir: string, opts: LoadAdapte
         problems.push(`${k} has shape [${info.shape.join(",")}], the base model needs [${e.shape.join(",")}]`);
       if (e && !["F32", "BF16", "F16"].includes(info.dtype)) problems.push(`${k} has dtype ${info.dtype} (supported: F32, BF16, F16)`);
     }
-    if (problems.length) throw new AdapterFormatError(`${dir}: the adapter does not fit the model: ${problems.join("; ")}`);
+    if (problems.length) throw new AdapterFormatError(`${directory.label}: the adapter does not fit the model: ${problems.join("; ")}`);
     for (const k of file.names) {
       const e = expected.get(fileKey(k))!;
       const t = await file.readTensor(k);
@@ -261,4 +293,15 @@ export async function loadAdapter(model: T.Module, dir: string, opts: LoadAdapte
     if (st) for (const t of Object.values(st.params)) t.requiresGrad = !!opts.trainable;
   }
   if (opts.activate ?? true) setAdapter(model, name);
+}
+
+/** The error for a directory without adapter_model.safetensors (pointing at peft for a pickled one). */
+async function missingWeights(directory: Directory): Promise<AdapterFormatError> {
+  const legacy = await directory.open("adapter_model.bin");
+  await legacy?.close();
+  return new AdapterFormatError(
+    legacy
+      ? `${directory.label}: adapter_model.bin (pickle) is not supported; convert it to adapter_model.safetensors with peft`
+      : `${directory.labelOf(WEIGHTS_FILE)}: not found`,
+  );
 }

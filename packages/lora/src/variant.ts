@@ -1,7 +1,9 @@
-// The adapter-variant plugin interface and its registry: a variant creates its tensors, adds its
-// output to the base layer's, merges into / unmerges from the base weight, and names its saved keys.
+// The adapter-variant plugin interface and its registry (built-ins in a static table, plugins added at
+// run time): a variant creates its tensors, adds its output to the base's, merges, names its saved keys.
 import { ArgumentError, type Backend, type Rng, type Tensor } from "@balora/tensor";
 import type { InitLoraWeights } from "./config.js";
+import { doraVariant } from "./variants/dora.js";
+import { loraVariant } from "./variants/lora.js";
 
 /** One adapter on one layer. */
 export interface AdapterState {
@@ -61,22 +63,32 @@ export interface AdapterVariant {
   shapes(out: number, inFeatures: number, r: number): Record<string, number[]>;
 }
 
-const registry = new Map<string, AdapterVariant>();
+/** The variants every build has: a static table, so bundlers that drop import-time code keep them. */
+const BUILT_IN: Readonly<Record<string, AdapterVariant>> = Object.freeze({ lora: loraVariant, dora: doraVariant });
 
-/** Registers a variant under its name (a package can publish one and call this on import). */
+/** Variants added at run time by plugins. */
+const plugins = new Map<string, AdapterVariant>();
+
+/**
+ * Registers a plugin variant under its name (a package can export one and its users call this).
+ * Registering a name again replaces that plugin; the built-in names ("lora", "dora") cannot be replaced.
+ */
 export function registerVariant(v: AdapterVariant): void {
   if (!/^[a-z][a-z0-9-]*$/.test(v.name))
     throw new ArgumentError(`registerVariant: name "${v.name}" must be lowercase letters, digits and dashes`);
-  registry.set(v.name, v);
+  if (Object.hasOwn(BUILT_IN, v.name))
+    throw new ArgumentError(`registerVariant: "${v.name}" is a built-in variant and cannot be replaced; register yours under another name`);
+  plugins.set(v.name, v);
 }
 
 export function getVariant(name: string): AdapterVariant {
-  const v = registry.get(name);
+  const v = Object.hasOwn(BUILT_IN, name) ? BUILT_IN[name] : plugins.get(name);
   if (!v)
     throw new ArgumentError(
-      `adapter variant "${name}" is not registered (registered: ${[...registry.keys()].join(", ")}); import the package that provides it`,
+      `adapter variant "${name}" is not registered (registered: ${registeredVariants().join(", ")}); import the package that provides it`,
     );
   return v;
 }
 
-export const registeredVariants = (): string[] => [...registry.keys()];
+/** Built-in variants first, then plugins in registration order. */
+export const registeredVariants = (): string[] => [...Object.keys(BUILT_IN), ...plugins.keys()];

@@ -1,15 +1,16 @@
-// Loads a Hugging Face model directory (config.json + safetensors, single or sharded) into a model:
-// names and shapes are checked against the architecture before any upload; 16-bit weights stay 16-bit.
-import { mkdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+// Loads a Hugging Face model directory (config.json + safetensors, single or sharded; a path, URL, Files
+// or memory) into a model: names and shapes checked before any upload; 16-bit weights stay 16-bit.
 import {
+  type DirectoryInput,
   type Dtype,
   float32ToBf16,
   float32ToF16,
   openCheckpoint,
+  openDirectory,
+  readText,
   saveCheckpoint,
   type TensorToWrite,
-  writeTextAtomically,
+  writeFiles,
 } from "@balora/safetensors";
 import * as T from "@balora/tensor";
 import { type ModelConfig, parseConfig } from "./config.js";
@@ -32,15 +33,13 @@ const DEVICE_DTYPE: Partial<Record<Dtype, T.DType>> = { F32: "f32", BF16: "bf16"
 /** Checkpoint tensors transformers ignores (non-persistent buffers saved by old versions). */
 const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
 
-/** Reads and normalises `dir/config.json`. */
-export async function readConfig(dir: string): Promise<ModelConfig> {
-  const file = join(dir, "config.json");
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch {
+/** Reads and normalises `config.json` of a model directory (a path, URL, Files or files in memory). */
+export async function readConfig(dir: DirectoryInput): Promise<ModelConfig> {
+  const directory = openDirectory(dir);
+  const file = directory.labelOf("config.json");
+  const text = await readText(directory, "config.json");
+  if (text === undefined)
     throw new ModelConfigError(`${file}: not found; a model directory needs config.json and *.safetensors (a Hugging Face checkpoint)`);
-  }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -77,11 +76,16 @@ export function expectedWeights(cfg: ModelConfig): Map<string, number[]> {
 
 const list = (xs: string[], n = 8) => (xs.length <= n ? xs.join(", ") : `${xs.slice(0, n).join(", ")} and ${xs.length - n} more`);
 
-/** Loads a model directory. Throws ModelConfigError / ModelWeightsError / SafetensorsFormatError naming what is wrong. */
-export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<LanguageModel> {
-  const cfg = await readConfig(dir);
+/**
+ * Loads a model directory: a path (Node), a URL (fetched, tensor by tensor with Range requests), Files
+ * (a picked folder) or files in memory (a Map of name → bytes). Throws ModelConfigError /
+ * ModelWeightsError / SafetensorsFormatError naming what is wrong.
+ */
+export async function loadModel(dir: DirectoryInput, opts: LoadOptions = {}): Promise<LanguageModel> {
+  const directory = openDirectory(dir);
+  const cfg = await readConfig(directory);
   const backend = opts.backend ?? T.getDefaultBackend();
-  const ckpt = await openCheckpoint(dir);
+  const ckpt = await openCheckpoint(directory);
   try {
     const want = expectedWeights(cfg);
     const problems: string[] = [];
@@ -99,7 +103,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<La
     }
     if (problems.length)
       throw new ModelWeightsError(
-        `${dir}: the checkpoint does not fit ${cfg.architecture} as configured in config.json: ${problems.join("; ")}`,
+        `${directory.label}: the checkpoint does not fit ${cfg.architecture} as configured in config.json: ${problems.join("; ")}`,
       );
 
     const loaded = new Map<string, T.Tensor>();
@@ -132,15 +136,14 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<La
 const SAFETENSORS_DTYPE: Record<T.DType, Dtype> = { f32: "F32", bf16: "BF16", f16: "F16", i32: "I32" };
 
 /**
- * Writes the model as an HF directory: config.json (the loaded one, with `extraConfig` merged in)
- * and safetensors (sharded above `maxShardSize`). Tied lm_head weights are not written, like HF.
+ * Writes the model as an HF directory (Node): config.json (the loaded one, with `extraConfig` merged
+ * in) and safetensors (sharded above `maxShardSize`). Tied lm_head weights are not written, like HF.
  */
 export async function saveModel(
   model: LanguageModel,
   dir: string,
   opts: { maxShardSize?: number | string; extraConfig?: Record<string, unknown> } = {},
 ): Promise<void> {
-  await mkdir(dir, { recursive: true });
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, t] of model.namedParameters()) {
     const dtype = SAFETENSORS_DTYPE[t.dtype];
@@ -156,5 +159,5 @@ export async function saveModel(
   }
   await saveCheckpoint(dir, tensors, { maxShardSize: opts.maxShardSize });
   const config = { ...model.config.raw, ...opts.extraConfig };
-  await writeTextAtomically(join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+  await writeFiles(dir, { "config.json": `${JSON.stringify(config, null, 2)}\n` });
 }

@@ -1,17 +1,15 @@
-// Tokenizers from a model directory (tokenizer.json through @huggingface/tokenizers) with the
-// BOS/EOS rules of tokenizer_config.json and the stop tokens of generation_config.json.
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+// Tokenizers from a model directory (tokenizer.json through @huggingface/tokenizers; a path, URL, Files
+// or memory) with the BOS/EOS rules of tokenizer_config.json and the stop tokens of generation_config.json.
+import { type Directory, type DirectoryInput, openDirectory, readText } from "@balora/safetensors";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { TokenizerError } from "./errors.js";
 
 type Json = Record<string, unknown>;
 
-async function readJson(file: string, required: boolean): Promise<Json | null> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch {
+async function readJson(dir: Directory, name: string, required: boolean): Promise<Json | null> {
+  const file = dir.labelOf(name);
+  const text = await readText(dir, name);
+  if (text === undefined) {
     if (required)
       throw new TokenizerError(`${file}: not found; the model directory needs a tokenizer.json (a "fast" Hugging Face tokenizer)`);
     return null;
@@ -50,17 +48,21 @@ export class Tokenizer {
     private readonly addEos: boolean | null,
   ) {}
 
-  /** Loads tokenizer.json (+ tokenizer_config.json, generation_config.json, config.json when present). */
-  static async fromDir(dir: string): Promise<Tokenizer> {
-    const tj = (await readJson(join(dir, "tokenizer.json"), true))!;
-    const tc = (await readJson(join(dir, "tokenizer_config.json"), false)) ?? {};
-    const gen = (await readJson(join(dir, "generation_config.json"), false)) ?? {};
-    const cfg = (await readJson(join(dir, "config.json"), false)) ?? {};
+  /**
+   * Loads tokenizer.json (+ tokenizer_config.json, generation_config.json, config.json when present)
+   * from a model directory: a path (Node), a URL, Files, or files in memory (a Map of name → bytes).
+   */
+  static async fromDir(dir: DirectoryInput): Promise<Tokenizer> {
+    const directory = openDirectory(dir);
+    const tj = (await readJson(directory, "tokenizer.json", true))!;
+    const tc = (await readJson(directory, "tokenizer_config.json", false)) ?? {};
+    const gen = (await readJson(directory, "generation_config.json", false)) ?? {};
+    const cfg = (await readJson(directory, "config.json", false)) ?? {};
     let tok: HfTokenizer;
     try {
       tok = new HfTokenizer(tj, tc);
     } catch (e) {
-      throw new TokenizerError(`${join(dir, "tokenizer.json")}: cannot build the tokenizer (${(e as Error).message})`);
+      throw new TokenizerError(`${directory.labelOf("tokenizer.json")}: cannot build the tokenizer (${(e as Error).message})`);
     }
     const idOf = (key: string): number | null => {
       const content = tokenContent(tc[key]);

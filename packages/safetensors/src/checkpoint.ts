@@ -1,13 +1,20 @@
 // Checkpoint directories as Hugging Face lays them out: one `model.safetensors`, or shards
 // `model-00001-of-0000N.safetensors` plus `model.safetensors.index.json` (huggingface_hub rules).
-import { mkdir, readFile, readdir, stat, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { writeFileAtomically } from "./atomic-file.js";
 import { SafetensorsFormatError, quote } from "./errors.js";
-import { type SafetensorsFile, type Tensor, openSafetensors } from "./file.js";
+import { SafetensorsFile, type Tensor } from "./file.js";
 import type { TensorInfo } from "./header.js";
 import { type OrderedJson, findDuplicateKeys, pythonJsonDump } from "./json.js";
-import { type TensorToWrite, type TensorsToWrite, planTensors, writeSafetensors } from "./writer.js";
+import {
+  type CheckpointInput,
+  type Directory,
+  type DirectoryInput,
+  type Platform,
+  isFileContent,
+  readText,
+  resolveDirectory,
+  resolveFile,
+} from "./source.js";
+import { type TensorToWrite, type TensorsToWrite, planTensors } from "./writer.js";
 
 export const SINGLE_FILE_NAME = "model.safetensors";
 export const INDEX_FILE_NAME = "model.safetensors.index.json";
@@ -65,12 +72,14 @@ export interface SavedCheckpoint {
   index?: string;
 }
 
-/**
- * Saves tensors into `dir` as `model.safetensors`, or as shards plus an index when they exceed
- * `maxShardSize`. Each file is written atomically; checkpoint files of an earlier save that the new
- * one does not replace are removed afterwards.
- */
-export async function saveCheckpoint(dir: string, tensors: TensorsToWrite, options: SaveCheckpointOptions = {}): Promise<SavedCheckpoint> {
+/** @internal What a save writes: each file's tensors in order, and the index text when sharded. */
+export interface CheckpointPlan {
+  files: { name: string; tensors: Map<string, TensorToWrite>; metadata: Record<string, string> }[];
+  index?: string;
+}
+
+/** @internal Shards and index of a save, checked before anything is written (`dir` names it in errors). */
+export function planCheckpoint(dir: string, tensors: TensorsToWrite, options: SaveCheckpointOptions): CheckpointPlan {
   const maxShardSize = parseShardSize(options.maxShardSize ?? DEFAULT_MAX_SHARD_SIZE);
   for (const [key, value] of Object.entries(options.metadata ?? {})) {
     if (typeof value !== "string") throw new SafetensorsFormatError(dir, `metadata value of ${quote(key)} is not a string`);
@@ -78,40 +87,29 @@ export async function saveCheckpoint(dir: string, tensors: TensorsToWrite, optio
   const planned = planTensors(tensors, dir);
   const shards = planShards(planned, maxShardSize);
   const sharded = shards.length > 1;
-  const files = shards.map((_, i) => (sharded ? shardFileName(i + 1, shards.length) : SINGLE_FILE_NAME));
-  const fileMetadata = sharded ? { format: "pt" } : { format: "pt", ...options.metadata };
-
-  await mkdir(dir, { recursive: true });
-  for (const [i, shard] of shards.entries()) {
-    const shardTensors = new Map<string, TensorToWrite>(shard.map((t) => [t.name, t.source]));
-    await writeSafetensors(join(dir, files[i]), shardTensors, { metadata: fileMetadata });
-  }
-  const written = [...files];
-  let index: string | undefined;
-  if (sharded) {
-    const totalSize = planned.reduce((sum, t) => sum + t.byteLength, 0);
-    const metadata = new Map<string, OrderedJson>([["total_size", totalSize], ...Object.entries(options.metadata ?? {})]);
-    const weightMap = new Map<string, OrderedJson>(shards.flatMap((shard, i) => shard.map((t) => [t.name, files[i]] as const)));
-    const text = pythonJsonDump(
-      new Map([
-        ["metadata", metadata],
-        ["weight_map", weightMap],
-      ]),
-    );
-    await writeFileAtomically(join(dir, INDEX_FILE_NAME), (write) => write(new TextEncoder().encode(text)));
-    index = INDEX_FILE_NAME;
-    written.push(index);
-  }
-  for (const name of await readdir(dir)) {
-    if (CHECKPOINT_FILE.test(name) && !written.includes(name)) await unlink(join(dir, name));
-  }
+  const names = shards.map((_, i) => (sharded ? shardFileName(i + 1, shards.length) : SINGLE_FILE_NAME));
+  const metadata = sharded ? { format: "pt" } : { format: "pt", ...options.metadata };
+  const files = shards.map((shard, i) => ({ name: names[i], tensors: new Map(shard.map((t) => [t.name, t.source])), metadata }));
+  if (!sharded) return { files };
+  const totalSize = planned.reduce((sum, t) => sum + t.byteLength, 0);
+  const indexMetadata = new Map<string, OrderedJson>([["total_size", totalSize], ...Object.entries(options.metadata ?? {})]);
+  const weightMap = new Map<string, OrderedJson>(shards.flatMap((shard, i) => shard.map((t) => [t.name, names[i]] as const)));
+  const index = pythonJsonDump(
+    new Map([
+      ["metadata", indexMetadata],
+      ["weight_map", weightMap],
+    ]),
+  );
   return { files, index };
 }
+
+/** @internal Files a save replaces (huggingface_hub's clean-up pattern for "model{suffix}.safetensors"). */
+export const isCheckpointFile = (name: string): boolean => CHECKPOINT_FILE.test(name);
 
 const SIZE_UNITS: Record<string, number> = { KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 };
 
 /** A byte count, or "5GB"-style text as huggingface_hub's parse_size_to_int reads it. */
-function parseShardSize(size: number | string): number {
+export function parseShardSize(size: number | string): number {
   let bytes = size;
   if (typeof size === "string") {
     const match = /^\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]B)\s*$/i.exec(size);
@@ -174,24 +172,39 @@ export class Checkpoint implements AsyncIterable<Tensor> {
  * Opens a checkpoint: a .safetensors file, or a directory with `model.safetensors` (preferred, as
  * transformers does) or `model.safetensors.index.json`, of which only `weight_map` is read.
  */
-export async function openCheckpoint(path: string): Promise<Checkpoint> {
-  if (!(await stat(path)).isDirectory()) return single(await openSafetensors(path));
-  if (await isFile(join(path, SINGLE_FILE_NAME))) return single(await openSafetensors(join(path, SINGLE_FILE_NAME)));
-  const indexPath = join(path, INDEX_FILE_NAME);
-  if (!(await isFile(indexPath))) {
-    throw new SafetensorsFormatError(path, `no checkpoint here: neither ${SINGLE_FILE_NAME} nor ${INDEX_FILE_NAME}`);
+export async function openCheckpointWith(input: CheckpointInput, platform: Platform): Promise<Checkpoint> {
+  if (typeof input === "string" || input instanceof URL) {
+    if (await platform.isDirectory(input)) return openCheckpointIn(platform.directory(input));
+    const source = await platform.file(input);
+    return single(await SafetensorsFile.load(source, source.label));
   }
-  const weightMap = parseWeightMap(await readFile(indexPath, "utf8"), indexPath);
+  if (isFileContent(input)) {
+    const source = await resolveFile(input, platform);
+    return single(await SafetensorsFile.load(source, source.label));
+  }
+  return openCheckpointIn(resolveDirectory(input as DirectoryInput, platform));
+}
+
+async function openCheckpointIn(dir: Directory): Promise<Checkpoint> {
+  const singleFile = await dir.open(SINGLE_FILE_NAME);
+  if (singleFile) return single(await SafetensorsFile.load(singleFile, singleFile.label));
+  const indexPath = dir.labelOf(INDEX_FILE_NAME);
+  const indexText = await readText(dir, INDEX_FILE_NAME);
+  if (indexText === undefined) {
+    throw new SafetensorsFormatError(dir.label, `no checkpoint here: neither ${SINGLE_FILE_NAME} nor ${INDEX_FILE_NAME}`);
+  }
+  const weightMap = parseWeightMap(indexText, indexPath);
   const shardNames = [...new Set(weightMap.values())].sort();
   const files: SafetensorsFile[] = [];
   try {
+    const byShard = new Map<string, SafetensorsFile>();
     for (const shard of shardNames) {
-      if (!(await isFile(join(path, shard)))) {
-        throw new SafetensorsFormatError(indexPath, `weight_map names shard ${quote(shard)}, which is missing`);
-      }
-      files.push(await openSafetensors(join(path, shard)));
+      const source = await dir.open(shard);
+      if (!source) throw new SafetensorsFormatError(indexPath, `weight_map names shard ${quote(shard)}, which is missing`);
+      const file = await SafetensorsFile.load(source, source.label);
+      files.push(file);
+      byShard.set(shard, file);
     }
-    const byShard = new Map(files.map((f) => [basename(f.path), f]));
     const fileOf = new Map<string, SafetensorsFile>();
     for (const [tensor, shard] of weightMap) {
       const file = byShard.get(shard)!;
@@ -234,13 +247,9 @@ function parseWeightMap(text: string, indexPath: string): Map<string, string> {
   for (const [tensor, file] of entries) {
     if (typeof file !== "string") fail(`weight_map value of ${quote(tensor)} is not a string`);
     const name = file as string;
-    if (name === "" || name === "." || name === ".." || basename(name) !== name || dirname(name) !== "." || name.includes("\\")) {
+    if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\\")) {
       fail(`weight_map value ${quote(name)} of ${quote(tensor)} is not a file name in the index's directory`);
     }
   }
   return new Map(entries as [string, string][]);
-}
-
-async function isFile(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => undefined))?.isFile() ?? false;
 }

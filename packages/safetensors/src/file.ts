@@ -1,19 +1,12 @@
 // Reading one .safetensors file without loading it whole: the header is read and checked on open,
-// then each tensor is read on demand with positional reads into its own buffer.
-import { type FileHandle, open } from "node:fs/promises";
+// then each tensor is read on demand from its ByteSource (positional reads, blob slices, ranges).
 import { type Dtype, type DtypeArrays, arrayFromBytes } from "./dtypes.js";
-import { SafetensorsFormatError, quote } from "./errors.js";
+import { quote } from "./errors.js";
 import { HEADER_LENGTH_BYTES, type TensorInfo, parseHeader, readHeaderLength } from "./header.js";
+import { type ByteSource, type FileInput, type Platform, bytesSource, resolveFile } from "./source.js";
 
 /** A tensor read from a file: `data` is the dtype's typed array (see DtypeArrays). */
 export type Tensor = { [D in Dtype]: { name: string; dtype: D; shape: number[]; data: DtypeArrays[D] } }[Dtype];
-
-/** Where the bytes come from: a file handle, or memory. */
-interface ByteSource {
-  readonly size: number;
-  read(position: number, length: number): Promise<Uint8Array>;
-  close(): Promise<void>;
-}
 
 export class SafetensorsFile implements AsyncIterable<Tensor> {
   /** `__metadata__` of the file, or undefined when it has none. */
@@ -23,7 +16,7 @@ export class SafetensorsFile implements AsyncIterable<Tensor> {
   private readonly byName: ReadonlyMap<string, TensorInfo>;
 
   private constructor(
-    /** The file path (or the label given to parseSafetensors), as used in error messages. */
+    /** The file's path, URL or label (ByteSource.label, parseSafetensors' label), as used in error messages. */
     readonly path: string,
     private readonly source: ByteSource,
     private readonly dataStart: number,
@@ -79,16 +72,9 @@ export class SafetensorsFile implements AsyncIterable<Tensor> {
 }
 
 /** Opens a .safetensors file and checks its header; tensors are read later, one at a time. */
-export async function openSafetensors(path: string): Promise<SafetensorsFile> {
-  const handle = await open(path, "r");
-  let size: number;
-  try {
-    size = (await handle.stat()).size;
-  } catch (e) {
-    await handle.close();
-    throw e;
-  }
-  return SafetensorsFile.load(fileSource(handle, size, path), path);
+export async function openSafetensorsWith(input: FileInput, platform: Platform): Promise<SafetensorsFile> {
+  const source = await resolveFile(input, platform);
+  return SafetensorsFile.load(source, source.label);
 }
 
 /**
@@ -96,34 +82,5 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
  * where their offset allows, copies where the data is not aligned to the element size.
  */
 export async function parseSafetensors(bytes: Uint8Array, label = "<bytes>"): Promise<SafetensorsFile> {
-  const source: ByteSource = {
-    size: bytes.byteLength,
-    read: async (position, length) => bytes.subarray(position, position + length),
-    close: async () => {},
-  };
-  return SafetensorsFile.load(source, label);
-}
-
-function fileSource(handle: FileHandle, size: number, path: string): ByteSource {
-  let closed: Promise<void> | undefined;
-  return {
-    size,
-    async read(position, length) {
-      // Its own ArrayBuffer at offset 0, so typed-array views of it are always aligned.
-      const buffer = Buffer.allocUnsafeSlow(length);
-      let filled = 0;
-      while (filled < length) {
-        const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
-        if (bytesRead === 0) {
-          throw new SafetensorsFormatError(
-            path,
-            `file ended at byte ${position + filled} while reading bytes [${position},${position + length}): truncated while open?`,
-          );
-        }
-        filled += bytesRead;
-      }
-      return buffer;
-    },
-    close: () => (closed ??= handle.close()),
-  };
+  return SafetensorsFile.load(bytesSource(bytes, label), label);
 }

@@ -1,6 +1,5 @@
-// Writing a .safetensors file byte-identical to the reference writer, streaming: the header first,
-// then each tensor's bytes in turn (data may be produced lazily, one tensor at a time).
-import { writeFileAtomically } from "./atomic-file.js";
+// Producing a .safetensors file byte-identical to the reference writer: the header first, then each
+// tensor's bytes in turn (data may be produced lazily, one tensor at a time), to a stream or to bytes.
 import { type Dtype, type DtypeArrays, bytesOfArray, bytesPerElement, fmtShape, isArrayFor, isDtype, numelOf } from "./dtypes.js";
 import { SafetensorsFormatError, quote } from "./errors.js";
 import { type TensorLayout, encodeHeader, layoutTensors } from "./header.js";
@@ -27,19 +26,44 @@ interface PlannedTensor extends TensorLayout {
   source: TensorToWrite;
 }
 
-/**
- * Writes `tensors` to `path` as the reference writer (Python `save_file`) would, byte for byte.
- * The file appears complete or not at all: a temporary file is renamed into place at the end.
- */
-export async function writeSafetensors(path: string, tensors: TensorsToWrite, options: WriteOptions = {}): Promise<void> {
-  const planned = planTensors(tensors, path);
+/** @internal A file planned and checked before any byte is produced: its header and tensors in data order. */
+export interface PreparedFile {
+  header: Uint8Array;
+  /** Header plus data. */
+  byteLength: number;
+  /** Writes the header, then each tensor's bytes in data order (lazy data produced one at a time). */
+  emit(write: (bytes: Uint8Array) => Promise<void> | void): Promise<void>;
+}
+
+/** @internal Checks every tensor and lays the file out like the reference writer; `label` names it in errors. */
+export function prepareSafetensors(tensors: TensorsToWrite, options: WriteOptions, label: string): PreparedFile {
+  const planned = planTensors(tensors, label);
   const layout = layoutTensors(planned);
-  const header = encodeHeader(layout, options.metadata, path);
+  const header = encodeHeader(layout, options.metadata, label);
   const byName = new Map(planned.map((t) => [t.name, t]));
-  await writeFileAtomically(path, async (write) => {
-    await write(header);
-    for (const { name } of layout) await write(await tensorBytes(byName.get(name)!, path));
+  return {
+    header,
+    byteLength: header.byteLength + planned.reduce((sum, t) => sum + t.byteLength, 0),
+    async emit(write) {
+      await write(header);
+      for (const { name } of layout) await write(await tensorBytes(byName.get(name)!, label));
+    },
+  };
+}
+
+/**
+ * The bytes of a .safetensors file for `tensors`, exactly as the reference writer (Python
+ * `save_file`) would write them: for a browser download, an upload, or parseSafetensors.
+ */
+export async function serializeSafetensors(tensors: TensorsToWrite, options: WriteOptions = {}): Promise<Uint8Array> {
+  const file = prepareSafetensors(tensors, options, "<bytes>");
+  const out = new Uint8Array(file.byteLength);
+  let offset = 0;
+  await file.emit((bytes) => {
+    out.set(bytes, offset);
+    offset += bytes.byteLength;
   });
+  return out;
 }
 
 /** @internal Name, dtype, shape and byte length of every tensor, checked before anything is written. */

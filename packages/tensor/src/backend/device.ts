@@ -1,5 +1,6 @@
-// Finds a WebGPU adapter on one code path for browsers (navigator.gpu) and Node (Dawn, npm
-// `webgpu`), requests the adapter's full limits, and explains what to install when none exists.
+// Finds a WebGPU adapter on one code path for browsers (navigator.gpu) and Node (Dawn, npm `webgpu`,
+// loaded by `#dawn`: dawn.ts, or dawn-browser.ts under the browser condition), requests full limits.
+import { dawn } from "#dawn";
 import { DeviceError } from "../errors.js";
 import { WebGPUBackend } from "./webgpu.js";
 
@@ -14,35 +15,18 @@ const NO_ADAPTER_HELP =
   "'apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1' (or run 'npm test' in the balora repo, which does it); " +
   "elsewhere install your GPU's Vulkan driver or Mesa >= 24 lavapipe. In a browser, use one with WebGPU enabled.";
 
-const isNode = typeof process !== "undefined" && !!process.versions?.node;
-
 async function findGpu(): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
-  if (!isNode) throw new DeviceError(NO_ADAPTER_HELP);
-  if (!process.env.XDG_RUNTIME_DIR) {
-    // Mesa warns on every start without it; give it a private writable directory.
-    const { mkdirSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const dir = `${tmpdir()}/balora-xdg-${process.getuid?.() ?? 0}`;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    process.env.XDG_RUNTIME_DIR = dir;
-  }
-  let webgpu: { create: (args: string[]) => GPU; globals: Record<string, unknown> };
+  let gpu: GPU | undefined;
   try {
-    webgpu = (await import(/* @vite-ignore */ "webgpu")) as typeof webgpu;
+    gpu = await dawn();
   } catch (e) {
-    throw new DeviceError(
-      `could not load the npm package 'webgpu' (Dawn for Node): ${(e as Error).message}; install it with 'npm i webgpu'`,
-    );
+    throw new DeviceError((e as Error).message);
   }
-  for (const [k, v] of Object.entries(webgpu.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
-  // Keep the Dawn instance reachable: if it is garbage-collected, its devices crash the process.
-  dawnGpu ??= webgpu.create([]);
-  return dawnGpu;
+  if (!gpu) throw new DeviceError(NO_ADAPTER_HELP);
+  return gpu;
 }
-
-let dawnGpu: GPU | undefined;
 
 const WANTED_LIMITS = [
   "maxStorageBufferBindingSize",
