@@ -39,6 +39,10 @@ function probe() {
   }
 }
 
+if (process.env.BALORA_BACKEND === "cpu") {
+  log("BALORA_BACKEND=cpu: no WebGPU adapter needed (every logic test runs on the float64 CPU oracle)");
+  process.exit(0);
+}
 let adapter = probe();
 if (!adapter) {
   const debian = existsSync("/etc/debian_version");

@@ -1,7 +1,6 @@
 // Shared test plumbing: fixture paths, golden tensors as float arrays, tolerant comparisons.
 import { fileURLToPath } from "node:url";
 import { bf16ToFloat32, openSafetensors } from "@balora/safetensors";
-import * as T from "@balora/tensor";
 import { expect } from "vitest";
 
 export const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));

@@ -1,7 +1,25 @@
+// Acquiring a WebGPU device (with the adapter's best limits), losing it, and mixing backends: each
+// failure is one DeviceError or BackendMismatchError naming the fix. Needs WebGPU.
 import { describe, expect, it } from "vitest";
 import * as T from "../src/index.js";
+import { cpuOnly } from "./helpers.js";
 
-describe("device acquisition and loss", () => {
+describe.skipIf(cpuOnly)("device acquisition and loss (needs WebGPU)", () => {
+  it("requests the adapter's best limits, not the defaults a browser hands out (128 MiB bindings, 256-byte offsets)", async () => {
+    const b = await T.initWebGPU();
+    const { create, globals } = (await import("webgpu")) as unknown as { create: (a: string[]) => GPU; globals: object };
+    Object.assign(globalThis, globals);
+    const adapter = (await create([]).requestAdapter())!;
+    for (const k of [
+      "maxStorageBufferBindingSize",
+      "maxBufferSize",
+      "minStorageBufferOffsetAlignment",
+      "maxComputeWorkgroupStorageSize",
+    ] as const)
+      expect(b.device.limits[k], k).toBe(adapter.limits[k]);
+    expect(b.limits.maxBufferSize).toBe(adapter.limits.maxBufferSize);
+  });
+
   it("no adapter: one DeviceError that says what to install, without hanging", async () => {
     const fakeGpu = { requestAdapter: async () => null } as unknown as GPU;
     const err = await T.createWebGPU({ gpu: fakeGpu }).catch((e: unknown) => e);

@@ -7,12 +7,13 @@ import { cpu, cpuOnly, expectClose, getGpu } from "./helpers.js";
 
 const LIMIT = 4096;
 
+let small: T.WebGPUBackend | undefined;
 async function smallBindings(): Promise<T.WebGPUBackend> {
   const gpu = await getGpu();
-  return new T.WebGPUBackend(gpu.device, "4 KiB bindings", gpu.traits, {
+  return (small ??= new T.WebGPUBackend(gpu.device, "4 KiB bindings", gpu.traits, {
     maxStorageBufferBindingSize: LIMIT,
     minStorageBufferOffsetAlignment: 256,
-  });
+  }));
 }
 
 /** Runs `fn` on the small-binding backend and on the oracle from the same inputs; compares outputs and input gradients. */

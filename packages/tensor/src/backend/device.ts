@@ -28,25 +28,22 @@ async function findGpu(): Promise<GPU> {
   return gpu;
 }
 
-const WANTED_LIMITS = [
-  "maxStorageBufferBindingSize",
-  "maxBufferSize",
-  "maxComputeWorkgroupStorageSize",
-  "maxComputeInvocationsPerWorkgroup",
-  "maxComputeWorkgroupSizeX",
-  "maxComputeWorkgroupSizeY",
-  "maxComputeWorkgroupSizeZ",
-  "maxStorageBuffersPerShaderStage",
-  "maxComputeWorkgroupsPerDimension",
-] as const;
+/** Every limit the adapter reports, at the adapter's best value (browsers hand out defaults unless asked). */
+function bestLimits(adapter: GPUAdapter): Record<string, number> {
+  const limits: Record<string, number> = {};
+  for (const k in adapter.limits) {
+    const v = (adapter.limits as unknown as Record<string, unknown>)[k];
+    if (typeof v === "number" && /^(max|min)[A-Z]/.test(k)) limits[k] = v;
+  }
+  return limits;
+}
 
 /** Creates a WebGPU backend with the adapter's maximum limits. Throws DeviceError when there is none. */
 export async function createWebGPU(opts: WebGPUOptions = {}): Promise<WebGPUBackend> {
   const gpu = opts.gpu ?? (await findGpu());
   const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? "high-performance" });
   if (!adapter) throw new DeviceError(NO_ADAPTER_HELP);
-  const requiredLimits: Record<string, number> = {};
-  for (const k of WANTED_LIMITS) requiredLimits[k] = adapter.limits[k];
+  const requiredLimits = bestLimits(adapter);
   const requiredFeatures = (["timestamp-query", "subgroups"] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info;
