@@ -1,6 +1,6 @@
 // Batched matmul C[..., M, N] = A[..., M, K] · B[..., K, N] with broadcast batch dims, transposed
 // operands read in place (x·Wᵀ never copies W), 16-bit operands widened in-shader, and its gradient.
-import type { GpuBackend } from "../backend/backend.js";
+import type { Binding, GpuBackend } from "../backend/backend.js";
 import { bytesPerElement } from "../dtype.js";
 import { DeviceError, fmtShape, ShapeError } from "../errors.js";
 import { record } from "../graph.js";
@@ -179,15 +179,29 @@ function dispatchGeneric(
     u[`as${i}`] = a.batchStrides[i];
     u[`bs${i}`] = b.batchStrides[i];
   });
+  genericDispatch(b0, a, b, [a.t.storage, b.t.storage, out.storage], u, batchShape.length, nb, false);
+}
+
+/** One dispatch of the generic kernel over [M, N] (from `u`) × `nb` batches, with the given bindings. */
+function genericDispatch(
+  b0: GpuBackend,
+  a: Operand,
+  b: Operand,
+  [ab, bb, cb]: Binding[],
+  u: Record<string, number>,
+  batchRank: number,
+  nb: number,
+  accumulate: boolean,
+): void {
   const params = { u };
   b0.dispatch({
-    key: `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b${batchShape.length}`,
+    key: `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b${batchRank}${accumulate ? ":acc" : ""}`,
     params,
-    inputs: [a.t.storage, b.t.storage],
-    outputs: [out.storage],
-    grid: [Math.ceil(N / (TN * WGX)), Math.ceil(M / (TM * WGY)), nb],
-    flops: 2 * M * N * K * nb,
-    wgsl: () => genericWgsl(a, b, batchShape.length, params, false),
+    inputs: [ab, bb],
+    outputs: [cb],
+    grid: [Math.ceil(u.N / (TN * WGX)), Math.ceil(u.M / (TM * WGY)), nb],
+    flops: 2 * u.M * u.N * u.K * nb,
+    wgsl: () => genericWgsl(a, b, batchRank, params, accumulate),
   });
 }
 
@@ -244,18 +258,8 @@ function dispatchWindowed(
         const kn = Math.min(kc, K - k0);
         const aw = bindSpan(b0, a.t.storage, a.t.offset + (a.trans ? k0 * M + m0 : m0 * K + k0), spanA(mn, kn));
         const bw = bindSpan(b0, b.t.storage, b.t.offset + (b.trans ? n0 * K + k0 : k0 * N + n0), spanB(kn, nn));
-        const accumulate = k0 > 0;
         const u = { M: mn, N: nn, K: kn, a_o: aw.base, b_o: bw.base, c_o: cw.base, lda: a.trans ? M : K, ldb: b.trans ? K : N, ldc: N };
-        const params = { u };
-        b0.dispatch({
-          key: `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b0${accumulate ? ":acc" : ""}`,
-          params,
-          inputs: [aw.binding, bw.binding],
-          outputs: [cw.binding],
-          grid: [Math.ceil(nn / (TN * WGX)), Math.ceil(mn / (TM * WGY)), 1],
-          flops: 2 * mn * nn * kn,
-          wgsl: () => genericWgsl(a, b, 0, params, accumulate),
-        });
+        genericDispatch(b0, a, b, [aw.binding, bw.binding, cw.binding], u, 0, 1, k0 > 0);
       }
     }
   }
