@@ -1,8 +1,11 @@
+// The custom adapter variant as a user would publish it: registered on import, selected by name,
+// trained, saved with its own keys and loaded back (on WebGPU, or the oracle with BALORA_BACKEND=cpu).
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as L from "@balora/lora";
 import * as T from "@balora/tensor";
+import { testBackend } from "@balora/tensor/testing";
 import { describe, expect, it } from "vitest";
 import "../src/index.js";
 
@@ -16,7 +19,7 @@ class Net extends T.Module {
 
 describe("a third-party adapter variant", () => {
   it("registers by name, trains one step, saves and loads with its own keys", async () => {
-    const gpu = await T.initWebGPU();
+    const gpu = await testBackend();
     expect(L.registeredVariants()).toContain("gated-lora");
     const net = new Net(gpu);
     L.injectAdapter(net, { target_modules: ["q_proj"], r: 2, variant: "gated-lora", init_lora_weights: false });
