@@ -46,26 +46,28 @@ export class LoraLinear extends T.Module {
     if (this.disabled) return y;
     const running = this.active.filter((n) => !this.merged.includes(n));
     if (running.length === 0) return y;
-    const lead = x.shape.slice(0, -1);
-    const x2 = T.reshape(x, [-1, this.inFeatures]);
-    let out = y;
-    for (const name of running) {
-      const st = this.adapters.get(name)!;
-      const params = this.useInitial ? st.initial : st.params;
-      if (!params) continue;
-      const drop = this.training && !this.useInitial && st.dropout > 0;
-      const xd = drop ? T.dropout(x2, st.dropout, { seed: this.seed, step: this.dropoutDraw, stream: `${this.path}/${name}` }) : x2;
-      let baseNoBias: T.Tensor | null = null;
-      const delta = st.variant.forward({
-        x: xd,
-        weight: this.base_layer.weight,
-        state: st,
-        params,
-        baseNoBias: () => (baseNoBias ??= T.matmul(xd, this.base_layer.weight, { transB: true })),
-      });
-      out = T.add(out, T.reshape(delta, [...lead, this.outFeatures]));
-    }
-    return out;
+    return T.withProfileTag("lora", () => {
+      const lead = x.shape.slice(0, -1);
+      const x2 = T.reshape(x, [-1, this.inFeatures]);
+      let out = y;
+      for (const name of running) {
+        const st = this.adapters.get(name)!;
+        const params = this.useInitial ? st.initial : st.params;
+        if (!params) continue;
+        const drop = this.training && !this.useInitial && st.dropout > 0;
+        const xd = drop ? T.dropout(x2, st.dropout, { seed: this.seed, step: this.dropoutDraw, stream: `${this.path}/${name}` }) : x2;
+        let baseNoBias: T.Tensor | null = null;
+        const delta = st.variant.forward({
+          x: xd,
+          weight: this.base_layer.weight,
+          state: st,
+          params,
+          baseNoBias: () => (baseNoBias ??= T.matmul(xd, this.base_layer.weight, { transB: true })),
+        });
+        out = T.add(out, T.reshape(delta, [...lead, this.outFeatures]));
+      }
+      return out;
+    });
   }
 
   /** Adapter tensors appear under peft's in-memory names (`lora_A.default.weight`). */

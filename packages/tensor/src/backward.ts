@@ -2,6 +2,7 @@
 // rule per node, gradients summed per tensor. The graph frees each node's saved tensors as it goes.
 import { ArgumentError } from "./errors.js";
 import { freeNode, keep, noGrad } from "./graph.js";
+import { withProfileTag } from "./profile.js";
 import { add } from "./ops/elementwise.js";
 import { copyToContiguous, fill } from "./ops/copy.js";
 import type { Tensor } from "./tensor.js";
@@ -73,7 +74,7 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
       }
       if (gy) {
         const needs = node.inputs.map((x) => x.requiresGrad);
-        const gins = node.backward(gy, needs, node.saved);
+        const gins = withProfileTag(node.tag, () => node.backward(gy, needs, node.saved));
         // Each map entry owns its tensor object: a gradient handed on twice becomes two views.
         const handed = new Set<Tensor>();
         gins.forEach((g, i) => {

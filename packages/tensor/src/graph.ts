@@ -1,6 +1,7 @@
 // The autograd graph and the memory discipline around it: grad mode, `record` (an op attaches its
 // backward and hands over what it saved), node freeing, and tidy/keep scopes. Imports no op.
 import { ArgumentError } from "./errors.js";
+import { profileTag } from "./profile.js";
 import type { Tensor } from "./tensor.js";
 
 /** Returns one gradient per input (null where none is needed); `saved` are the tensors the op saved. */
@@ -14,6 +15,8 @@ export interface GradNode {
   saved: Tensor[];
   /** True once backward consumed the node (or it became unreachable): its saved tensors are gone. */
   freed: boolean;
+  /** The profile tag the forward ran under; the backward rule runs under it too. */
+  tag: string | null;
 }
 
 // ---- grad mode ---------------------------------------------------------------------------------
@@ -55,7 +58,7 @@ export function record(out: Tensor, op: string, inputs: Tensor[], backward: Back
     owned.add(t);
     return keep(t);
   };
-  const node: GradNode = { op, inputs, backward, saved: saved.map(own), freed: false };
+  const node: GradNode = { op, inputs, backward, saved: saved.map(own), freed: false, tag: profileTag() };
   for (const t of inputs) if (t.gradFn && !t.gradFn.freed) t.graphUsers++;
   out.requiresGrad = true;
   out.gradFn = node;

@@ -108,6 +108,7 @@ export {
   unsqueeze,
 } from "./ops/movement.js";
 export { max, mean, sum } from "./ops/reduce.js";
+export { type ProfileEntry, profileTag, withProfileTag } from "./profile.js";
 export { type RmsNormOptions, rmsNorm } from "./ops/rmsnorm.js";
 export { type RopeOptions, rope } from "./ops/rope.js";
 export { logSoftmax, softmax } from "./ops/softmax.js";

@@ -18,6 +18,8 @@ export interface MemoryStats {
   bytesPooled: number;
   /** Live storages. */
   storages: number;
+  /** The largest `bytesInUse` since the backend was created or `resetPeak()` was last called. */
+  peakBytes: number;
 }
 
 export interface Backend {
@@ -32,6 +34,8 @@ export interface Backend {
   /** Reads `numel` elements starting at element `offset`, as numbers of the storage's dtype. */
   read(storage: Storage, offset: number, numel: number): Promise<Float32Array | Int32Array | Float64Array>;
   memory(): MemoryStats;
+  /** Starts a new peak measurement (`memory().peakBytes` = the current bytes in use). */
+  resetPeak(): void;
   /** Waits until all submitted work finished. */
   sync(): Promise<void>;
 }

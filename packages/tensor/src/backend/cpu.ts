@@ -22,10 +22,12 @@ export class CpuBackend implements Backend {
   readonly description = "float64 CPU oracle";
   private live = 0;
   private liveBytes = 0;
+  private peak = 0;
 
   alloc(dtype: DType, numel: number): CpuStorage {
     this.live++;
     this.liveBytes += numel * 8;
+    if (this.liveBytes > this.peak) this.peak = this.liveBytes;
     return new CpuStorage(this, dtype, new Float64Array(numel));
   }
 
@@ -61,7 +63,11 @@ export class CpuBackend implements Backend {
   }
 
   memory(): MemoryStats {
-    return { bytesInUse: this.liveBytes, bytesPooled: 0, storages: this.live };
+    return { bytesInUse: this.liveBytes, bytesPooled: 0, storages: this.live, peakBytes: this.peak };
+  }
+
+  resetPeak(): void {
+    this.peak = this.liveBytes;
   }
 
   async sync(): Promise<void> {}

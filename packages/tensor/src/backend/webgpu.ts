@@ -5,6 +5,7 @@ import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from "@balor
 import { bytesPerElement, storageBytes } from "../dtype.js";
 import { DeviceError, IndexError } from "../errors.js";
 import type { Binding, Dispatch, GpuBackend, GpuLimits, MemoryStats, Params, Storage } from "./backend.js";
+import { type ProfileEntry, profileTag } from "../profile.js";
 import { grid1d } from "./wgsl.js";
 
 export class GpuStorage implements Storage {
@@ -90,6 +91,7 @@ export class WebGPUBackend implements GpuBackend {
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextId = 1;
   private liveBytes = 0;
+  private peak = 0;
   private pooledBytes = 0;
   private liveCount = 0;
   private lostReason: string | null = null;
@@ -162,6 +164,7 @@ export class WebGPUBackend implements GpuBackend {
       this.counters.buffersCreated++;
     }
     this.liveBytes += cap;
+    if (this.liveBytes > this.peak) this.peak = this.liveBytes;
     this.liveCount++;
     return new GpuStorage(this, dtype, numel, buffer, this.bufferIds.get(buffer)!);
   }
@@ -216,7 +219,11 @@ export class WebGPUBackend implements GpuBackend {
   }
 
   memory(): MemoryStats {
-    return { bytesInUse: this.liveBytes, bytesPooled: this.pooledBytes, storages: this.liveCount };
+    return { bytesInUse: this.liveBytes, bytesPooled: this.pooledBytes, storages: this.liveCount, peakBytes: this.peak };
+  }
+
+  resetPeak(): void {
+    this.peak = this.liveBytes;
   }
 
   // ---- device-side validation -------------------------------------------------------------------
@@ -372,8 +379,8 @@ export class WebGPUBackend implements GpuBackend {
     if (grid[0] === 0 || grid[1] === 0 || grid[2] === 0) return;
     const entry = this.pipelineFor(d);
     const bg = this.bindGroupFor(entry.layout, d, this.paramSlot(d.params));
-    if (debug) {
-      this.debugDispatch(d, entry, bg, grid);
+    if (debug || this.profiled) {
+      this.timedDispatch(d, entry, bg, grid);
       return;
     }
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
@@ -496,9 +503,31 @@ export class WebGPUBackend implements GpuBackend {
     this.device.destroy();
   }
 
-  // ---- BALORA_DEBUG: one pass per dispatch with timestamps -------------------------------------
+  // ---- profiling and BALORA_DEBUG: one pass per dispatch with timestamps ------------------------
 
-  private debugDispatch(d: Dispatch, entry: PipelineEntry, bg: GPUBindGroup, grid: [number, number, number]): void {
+  private profiled: { entries: ProfileEntry[]; pending: Promise<void>[] } | null = null;
+
+  /**
+   * Times every dispatch from now on (one pass each, with GPU timestamps, so slower than normal
+   * execution); `stopProfile()` returns the entries. Needs the adapter's "timestamp-query" feature.
+   */
+  startProfile(): void {
+    if (!this.device.features.has("timestamp-query")) throw new DeviceError("startProfile: this adapter has no timestamp-query feature");
+    this.flush();
+    this.profiled = { entries: [], pending: [] };
+  }
+
+  /** Ends profiling: the GPU time of each dispatch since `startProfile()`, in submission order. */
+  async stopProfile(): Promise<ProfileEntry[]> {
+    const p = this.profiled;
+    if (!p) throw new DeviceError("stopProfile: startProfile() was not called");
+    this.profiled = null;
+    await this.sync();
+    await Promise.all(p.pending);
+    return p.entries;
+  }
+
+  private timedDispatch(d: Dispatch, entry: PipelineEntry, bg: GPUBindGroup, grid: [number, number, number]): void {
     this.flush();
     const hasTs = this.device.features.has("timestamp-query");
     const enc = this.device.createCommandEncoder();
@@ -526,19 +555,24 @@ export class WebGPUBackend implements GpuBackend {
       .join(" ");
     const line = `[balora] ${d.key.split("|")[0]} grid=${grid.join("x")} ${shapes}`;
     if (!read) {
-      console.error(line);
+      if (debug) console.error(line);
       return;
     }
     const r = read;
-    r.mapAsync(GPUMapMode.READ).then(() => {
+    const record = this.profiled;
+    const entry0: ProfileEntry = { op: d.key.split(":")[0], tag: profileTag(), ns: 0, ...(d.flops ? { flops: d.flops } : {}) };
+    record?.entries.push(entry0);
+    const done = r.mapAsync(GPUMapMode.READ).then(() => {
       const t = new BigUint64Array(r.getMappedRange());
       const ns = Number(t[1] - t[0]);
+      entry0.ns = ns;
       const gf = d.flops ? ` ${(d.flops / ns).toFixed(2)} GFLOP/s` : "";
-      console.error(`${line} ${(ns / 1000).toFixed(1)}us${gf}`);
+      if (debug) console.error(`${line} ${(ns / 1000).toFixed(1)}us${gf}`);
       r.destroy();
       resolve?.destroy();
       qs?.destroy();
     });
+    record?.pending.push(done);
   }
 }
 

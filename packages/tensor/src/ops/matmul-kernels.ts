@@ -33,6 +33,8 @@ export type MatmulOpts = {
   lanes?: number;
   /** "register" only: k values per loop iteration (1, or 4 with vec4: A / B^T then read as vec4 along k). */
   kStep?: 1 | 4;
+  /** alpha scaling and/or accumulation into C in the store. */
+  epilogue?: Epilogue;
 };
 
 /**
@@ -47,8 +49,20 @@ export function matmulVec4Ok(M: number, N: number, K: number, transA: boolean, _
 }
 
 /** Uniform fields of every fast kernel, in struct order (see paramsDecl): element strides and offsets. */
-export const FAST_PARAMS = ["M", "N", "K", "batch", "strideA", "strideB", "strideC", "aOff", "bOff"] as const;
-const HEADER = `struct Params { ${FAST_PARAMS.map((f) => `${f}: u32`).join(", ")} }\n@group(0) @binding(0) var<uniform> p: Params;`;
+export const FAST_PARAMS = ["M", "N", "K", "batch", "strideA", "strideB", "strideC", "aOff", "bOff", "cOff"] as const;
+/** The u32 fields above, then `alpha` (f32): the backend packs u32 fields before f32 ones. */
+const HEADER = `struct Params { ${FAST_PARAMS.map((f) => `${f}: u32`).join(", ")}, alpha: f32 }\n@group(0) @binding(0) var<uniform> p: Params;`;
+
+/** What the store does with an accumulator value `v` at `C[i]`: scale by alpha, add the old C. */
+export interface Epilogue {
+  /** C = alpha·A·B (`p.alpha`). */
+  alpha?: boolean;
+  /** C += … (C is read and written). */
+  accumulate?: boolean;
+}
+const epi = (e: Epilogue | undefined, target: string, v: string): string =>
+  `${target} = ${e?.accumulate ? `${target} + ` : ""}${e?.alpha ? `p.alpha * ${v}` : v};`;
+const epiKey = (e: Epilogue | undefined): string => `${e?.alpha ? "a" : ""}${e?.accumulate ? "+" : ""}`;
 
 // balora's binding layout: 0 = params, then inputs, then outputs.
 function bindings(aT: string, bT: string, cT: string): string[] {
@@ -60,17 +74,19 @@ function bindings(aT: string, bT: string, cT: string): string[] {
 }
 
 // Shared epilogue: accumulators c{r}_{q} are vec4 (columns col0+4q .. +3) when CN%4==0, else scalars c{r}_{c}.
-function emitStores(S: string[], TM: number, CN: number, v4acc: boolean, v4store: boolean) {
+function emitStores(S: string[], TM: number, CN: number, v4acc: boolean, v4store: boolean, e: Epilogue | undefined) {
   for (let r = 0; r < TM; r++) {
     S.push(`  if (row0 + ${r}u < M) {`);
     S.push(`    let cr = coff + (row0 + ${r}u) * N + col0;`);
     if (v4acc) {
       for (let q = 0; q < CN / 4; q++) {
-        if (v4store) S.push(`    if (col0 + ${q * 4}u < N) { C[cr / 4u + ${q}u] = c${r}_${q}; }`);
-        else for (let i = 0; i < 4; i++) S.push(`    if (col0 + ${q * 4 + i}u < N) { C[cr + ${q * 4 + i}u] = c${r}_${q}[${i}]; }`);
+        if (v4store) S.push(`    if (col0 + ${q * 4}u < N) { ${epi(e, `C[cr / 4u + ${q}u]`, `c${r}_${q}`)} }`);
+        else
+          for (let i = 0; i < 4; i++)
+            S.push(`    if (col0 + ${q * 4 + i}u < N) { ${epi(e, `C[cr + ${q * 4 + i}u]`, `c${r}_${q}[${i}]`)} }`);
       }
     } else {
-      for (let c = 0; c < CN; c++) S.push(`    if (col0 + ${c}u < N) { C[cr + ${c}u] = c${r}_${c}; }`);
+      for (let c = 0; c < CN; c++) S.push(`    if (col0 + ${c}u < N) { ${epi(e, `C[cr + ${c}u]`, `c${r}_${c}`)} }`);
     }
     S.push(`  }`);
   }
@@ -106,7 +122,7 @@ function subgroupKernel(o: MatmulOpts): MatmulKernel {
   S.push(`  let M = p.M; let N = p.N; let K = p.K;`);
   S.push(`  let row0 = wid.y * ${TM}u;`);
   S.push(`  let col0 = (wid.x * ${SG}u + sid) * ${CN}u;`);
-  S.push(`  let aoff = p.aOff + wid.z * p.strideA; let boff = p.bOff + wid.z * p.strideB; let coff = wid.z * p.strideC;`);
+  S.push(`  let aoff = p.aOff + wid.z * p.strideA; let boff = p.bOff + wid.z * p.strideB; let coff = p.cOff + wid.z * p.strideC;`);
   // ---- this lane's A units
   for (let j = 0; j < aPer; j++) {
     const u = (j + 1) * SG <= units ? `${j * SG}u + sid` : `min(${j * SG}u + sid, ${units - 1}u)`;
@@ -186,7 +202,7 @@ function subgroupKernel(o: MatmulOpts): MatmulKernel {
     }
   }
   S.push(`  }`);
-  emitStores(S, TM, CN, true, v4);
+  emitStores(S, TM, CN, true, v4, o.epilogue);
   S.push(`}`);
   return { code: S.join("\n"), workgroupSize: [SG, 1, 1], tileM: TM, tileN: SG * CN, needsSubgroups: true };
 }
@@ -216,7 +232,7 @@ function registerKernel(o: MatmulOpts): MatmulKernel {
   S.push(`  let M = p.M; let N = p.N; let K = p.K;`);
   S.push(`  let row0 = wid.y * ${TM}u;`);
   S.push(`  let col0 = (wid.x * ${WX}u + lid) * ${CN}u;`);
-  S.push(`  let aoff = p.aOff + wid.z * p.strideA; let boff = p.bOff + wid.z * p.strideB; let coff = wid.z * p.strideC;`);
+  S.push(`  let aoff = p.aOff + wid.z * p.strideA; let boff = p.bOff + wid.z * p.strideB; let coff = p.cOff + wid.z * p.strideC;`);
   if (!transA) for (let r = 0; r < TM; r++) S.push(`  let ia${r} = aoff + min(row0 + ${r}u, M - 1u) * K;`);
   else if (aM4) for (let q = 0; q < TM / 4; q++) S.push(`  let ia${q} = aoff + min(row0 + ${q * 4}u, M - 4u);`);
   else for (let r = 0; r < TM; r++) S.push(`  let ia${r} = aoff + min(row0 + ${r}u, M - 1u);`);
@@ -269,7 +285,7 @@ function registerKernel(o: MatmulOpts): MatmulKernel {
     for (let kk = 0; kk < KS; kk++)
       for (let q = 0; q < CN / 4; q++) S.push(`    c${r}_${q} = fma(vec4<f32>(${aval(r, kk)}), ${bvec[kk][q]}, c${r}_${q});`);
   S.push(`  }`);
-  emitStores(S, TM, CN, true, v4);
+  emitStores(S, TM, CN, true, v4, o.epilogue);
   S.push(`}`);
   return { code: S.join("\n"), workgroupSize: [WX, 1, 1], tileM: TM, tileN: WX * CN, needsSubgroups: false };
 }
@@ -282,7 +298,14 @@ function registerKernel(o: MatmulOpts): MatmulKernel {
 // Thread (tx, ty) owns the column vec4-groups tx + 16*j and row vec4-groups ty + 16*i (strided, so that
 // neighbouring threads read neighbouring vec4s of Bs: no bank conflicts).
 // ---------------------------------------------------------------------------------------------
-export type MatmulTiledOpts = { transA: boolean; transB: boolean; vec4: boolean; tile?: 64 | 128; kTile?: 8 | 16 | 32 };
+export type MatmulTiledOpts = {
+  transA: boolean;
+  transB: boolean;
+  vec4: boolean;
+  tile?: 64 | 128;
+  kTile?: 8 | 16 | 32;
+  epilogue?: Epilogue;
+};
 
 export function matmulTiledWgsl(o: MatmulTiledOpts): MatmulKernel {
   const { transA, transB } = o;
@@ -303,7 +326,7 @@ export function matmulTiledWgsl(o: MatmulTiledOpts): MatmulKernel {
   );
   S.push(`  let M = p.M; let N = p.N; let K = p.K;`);
   S.push(`  let m0 = wid.y * ${BM}u; let n0 = wid.x * ${BN}u;`);
-  S.push(`  let aoff = p.aOff + wid.z * p.strideA; let boff = p.bOff + wid.z * p.strideB; let coff = wid.z * p.strideC;`);
+  S.push(`  let aoff = p.aOff + wid.z * p.strideA; let boff = p.bOff + wid.z * p.strideB; let coff = p.cOff + wid.z * p.strideC;`);
   for (let i = 0; i < R * 4; i++) for (let j = 0; j < R; j++) S.push(`  var c${i}_${j} = vec4<f32>(0.0);`);
   // staging helpers: element loaders with zero fill
   S.push(`  for (var k0 = 0u; k0 < K; k0 += ${KT}u) {`);
@@ -413,8 +436,11 @@ export function matmulTiledWgsl(o: MatmulTiledOpts): MatmulKernel {
       S.push(`    if (gm < M) {`);
       for (let j = 0; j < R; j++) {
         S.push(`      { let gn = n0 + (l.x + ${16 * j}u) * 4u; let ci = coff + gm * N + gn;`);
-        if (v4) S.push(`        if (gn < N) { C[ci / 4u] = c${i * 4 + t}_${j}; } }`);
-        else S.push(`        for (var u = 0u; u < 4u; u++) { if (gn + u < N) { C[ci + u] = c${i * 4 + t}_${j}[u]; } } }`);
+        if (v4) S.push(`        if (gn < N) { ${epi(o.epilogue, "C[ci / 4u]", `c${i * 4 + t}_${j}`)} } }`);
+        else
+          S.push(
+            `        for (var u = 0u; u < 4u; u++) { if (gn + u < N) { ${epi(o.epilogue, "C[ci + u]", `c${i * 4 + t}_${j}[u]`)} } } }`,
+          );
       }
       S.push(`    }`);
       S.push(`  }`);
@@ -442,15 +468,23 @@ export interface MatmulPlan {
  * subgroup kernel on software adapters with a fixed subgroup size, register kernel on other software
  * adapters, shared-memory tiles on GPUs. `vec4` must already account for sizes, strides and offsets.
  */
-export function matmulPlan(M: number, N: number, transA: boolean, transB: boolean, dev: MatmulDevice, vec4: boolean): MatmulPlan {
-  const t = `${transA ? "T" : "N"}${transB ? "T" : "N"}${vec4 ? "4" : "1"}`;
+export function matmulPlan(
+  M: number,
+  N: number,
+  transA: boolean,
+  transB: boolean,
+  dev: MatmulDevice,
+  vec4: boolean,
+  epilogue?: Epilogue,
+): MatmulPlan {
+  const t = `${transA ? "T" : "N"}${transB ? "T" : "N"}${vec4 ? "4" : "1"}${epiKey(epilogue)}`;
   if (!dev.cpu) {
     const tile = M * N >= 512 * 512 ? 128 : 64;
     return {
       key: `mm:tiled:${t}:${tile}`,
       tileM: tile,
       tileN: tile,
-      wgsl: () => matmulTiledWgsl({ transA, transB, vec4, tile, kTile: 16 }).code,
+      wgsl: () => matmulTiledWgsl({ transA, transB, vec4, tile, kTile: 16, epilogue }).code,
     };
   }
   const sg = dev.subgroupSize;
@@ -460,7 +494,7 @@ export function matmulPlan(M: number, N: number, transA: boolean, transB: boolea
       key: `mm:sg:${t}:${rows}:${sg}`,
       tileM: rows,
       tileN: sg * 4,
-      wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "subgroup", rows, colsPerLane: 4, subgroupSize: sg }).code,
+      wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "subgroup", rows, colsPerLane: 4, subgroupSize: sg, epilogue }).code,
     };
   }
   const wide = transA && !transB;
@@ -470,6 +504,6 @@ export function matmulPlan(M: number, N: number, transA: boolean, transB: boolea
     key: `mm:reg:${t}:${rows}:${kStep}`,
     tileM: rows,
     tileN: 8 * 16,
-    wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "register", rows, colsPerLane: 16, kStep }).code,
+    wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "register", rows, colsPerLane: 16, kStep, epilogue }).code,
   };
 }

@@ -58,13 +58,14 @@ const TN = 4;
 const WGX = 8;
 const WGY = 8;
 
-function genericWgsl(a: Operand, b: Operand, batchRank: number, params: object, accumulate: boolean): string {
+function genericWgsl(a: Operand, b: Operand, batchRank: number, params: object, alpha: boolean, accumulate: boolean): string {
   const loadA = a.trans ? "load_a(p.a_o + ab + k * p.lda + m)" : "load_a(p.a_o + ab + m * p.lda + k)";
   const loadB = b.trans ? "load_b(p.b_o + bb + n * p.ldb + k)" : "load_b(p.b_o + bb + k * p.ldb + n)";
   let batch = "var ab = 0u; var bb = 0u; var r = z;\n";
   for (let i = batchRank - 1; i >= 0; i--)
     batch += `  { let c = r % p.bd${i}; r = r / p.bd${i}; ab += c * p.as${i}; bb += c * p.bs${i}; }\n`;
-  const store = accumulate ? "c[ci] = c[ci] + acc[i][j];" : "c[ci] = acc[i][j];";
+  const v = alpha ? "p.alpha * acc[i][j]" : "acc[i][j]";
+  const store = accumulate ? `c[ci] = c[ci] + ${v};` : `c[ci] = ${v};`;
   return `${paramsDecl(params as never)}${inputDecl(1, "a", a.t.dtype)}${inputDecl(2, "b", b.t.dtype)}${outputDecl(3, "c")}
 ${MAIN(`${WGX}, ${WGY}, 1`)} {
   let z = wid.z;
@@ -88,9 +89,15 @@ ${MAIN(`${WGX}, ${WGY}, 1`)} {
 }`;
 }
 
-function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean): Tensor {
-  const op = "matmul";
-  const b0 = sameBackend(op, aIn, bIn);
+/** alpha·op(A)·op(B), written to C or added to it. */
+interface Epi {
+  alpha: number;
+  accumulate: boolean;
+}
+
+/** Shapes of op(a)·op(b): the transposed views, M, N, K and the broadcast batch shape. */
+function plan(op: string, aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean) {
+  sameBackend(op, aIn, bIn);
   requireFloat(op, aIn, bIn);
   if (aIn.rank < 2 || bIn.rank < 2)
     throw new ShapeError(`${op}: operands must have rank >= 2, got ${fmtShape(aIn.shape)} and ${fmtShape(bIn.shape)}`);
@@ -105,48 +112,86 @@ function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean): 
         `${B.shape[B.rank - 2]})${transA || transB ? " after transposes" : ""}`,
     );
   const batchShape = broadcastShapes(op, A.shape.slice(0, -2), B.shape.slice(0, -2));
-  const out = emptyTensor(b0, [...batchShape, M, N]);
-  const nb = numel(batchShape);
-  if (out.size > 0) {
-    if (isGpu(b0)) {
-      const a = asOperand(A, batchShape);
-      const b = asOperand(B, batchShape);
-      const big = ![a.t, b.t, out].every((t) => fitsBinding(b0, t.storage));
-      if (big) dispatchWindowed(b0, a, b, out, batchShape, M, N, K);
-      else if (!dispatchFast(b0, a, b, out, batchShape, M, N, K)) dispatchGeneric(b0, a, b, out, batchShape, M, N, K, nb);
-      if (a.owned) a.t.dispose();
-      if (b.owned) b.t.dispose();
-    } else cpuMatmul(A, B, batchShape, M, N, K, cpuData(out));
-  }
+  return { A, B, M, N, K, batchShape };
+}
+
+/**
+ * C = alpha·A·B (+ C when accumulating) for views A [.., M, K], B [.., K, N] and a contiguous C
+ * [.., M, N]: the tuned kernels for f32, the generic one for 16-bit operands and irregular batches,
+ * windows for operands larger than one binding.
+ */
+function matmulCore(A: Tensor, B: Tensor, out: Tensor, batchShape: number[], M: number, N: number, K: number, e: Epi): void {
+  if (out.size === 0) return;
+  const b0 = out.backend;
+  if (!isGpu(b0)) return cpuMatmul(A, B, batchShape, M, N, K, cpuData(out), out.offset, e);
+  const a = asOperand(A, batchShape);
+  const b = asOperand(B, batchShape);
+  const big = ![a.t, b.t, out].every((t) => fitsBinding(b0, t.storage));
+  if (big) dispatchWindowed(b0, a, b, out, batchShape, M, N, K, e);
+  else if (!dispatchFast(b0, a, b, out, batchShape, M, N, K, e)) dispatchGeneric(b0, a, b, out, batchShape, M, N, K, e);
+  if (a.owned) a.t.dispose();
+  if (b.owned) b.t.dispose();
+}
+
+function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean): Tensor {
+  const { A, B, M, N, K, batchShape } = plan("matmul", aIn, bIn, transA, transB);
+  const out = emptyTensor(aIn.backend, [...batchShape, M, N]);
+  matmulCore(A, B, out, batchShape, M, N, K, { alpha: 1, accumulate: false });
   if (A !== aIn) A.dispose();
   if (B !== bIn) B.dispose();
   return out;
 }
 
 /**
+ * c += alpha·op(a)·op(b) in place, no autograd (c: contiguous f32 of the product's shape). For op
+ * authors fusing an epilogue: a LoRA delta added into the base output, a gradient fan-in.
+ */
+export function matmulAccumulate(c: Tensor, a: Tensor, b: Tensor, opts: MatmulOptions & { alpha?: number } = {}): void {
+  const { A, B, M, N, K, batchShape } = plan("matmulAccumulate", a, b, !!opts.transA, !!opts.transB);
+  sameBackend("matmulAccumulate", c, a);
+  const want = [...batchShape, M, N];
+  if (c.dtype !== "f32" || !c.isContiguous || c.shape.length !== want.length || c.shape.some((d, i) => d !== want[i]))
+    throw new ShapeError(`matmulAccumulate: the target must be a contiguous f32 ${fmtShape(want)}, got ${c.dtype} ${fmtShape(c.shape)}`);
+  matmulCore(A, B, c, batchShape, M, N, K, { alpha: opts.alpha ?? 1, accumulate: true });
+  if (A !== a) A.dispose();
+  if (B !== b) B.dispose();
+}
+
+/**
  * The tuned kernels (matmul-kernels.ts): f32 operands whose batch dims collapse to one stride each.
  * Returns false when they do not apply (16-bit operands, irregular batch strides).
  */
-function dispatchFast(b0: GpuBackend, a: Operand, b: Operand, out: Tensor, batchShape: number[], M: number, N: number, K: number): boolean {
+function dispatchFast(
+  b0: GpuBackend,
+  a: Operand,
+  b: Operand,
+  out: Tensor,
+  batchShape: number[],
+  M: number,
+  N: number,
+  K: number,
+  e: Epi,
+): boolean {
   if (a.t.dtype !== "f32" || b.t.dtype !== "f32") return false;
   const cStrides = batchShape.map((_, i) => numel(batchShape.slice(i + 1)) * M * N);
   const batch = collapseDims(batchShape, [a.batchStrides, b.batchStrides, cStrides]);
   if (batch.shape.length > 1) return false;
   const [strideA, strideB, strideC] = batch.shape.length ? batch.strides.map((st) => st[0]) : [0, 0, M * N];
   const nb = batch.shape[0] ?? 1;
-  const aligned = [strideA, strideB, strideC, a.t.offset, b.t.offset].every((v) => v % 4 === 0);
+  const aligned = [strideA, strideB, strideC, a.t.offset, b.t.offset, out.offset].every((v) => v % 4 === 0);
   const vec4 = aligned && matmulVec4Ok(M, N, K, a.trans, b.trans);
-  const plan = matmulPlan(M, N, a.trans, b.trans, { cpu: b0.traits.software, subgroupSize: b0.traits.subgroupSize }, vec4);
-  const values = [M, N, K, nb, strideA, strideB, strideC, a.t.offset, b.t.offset];
-  const params = { u: Object.fromEntries(FAST_PARAMS.map((f, i) => [f, values[i]])) };
+  const dev = { cpu: b0.traits.software, subgroupSize: b0.traits.subgroupSize };
+  const kernel = matmulPlan(M, N, a.trans, b.trans, dev, vec4, { alpha: e.alpha !== 1, accumulate: e.accumulate });
+  const values = [M, N, K, nb, strideA, strideB, strideC, a.t.offset, b.t.offset, out.offset];
+  const params = { u: Object.fromEntries(FAST_PARAMS.map((f, i) => [f, values[i]])), f: { alpha: e.alpha } };
   b0.dispatch({
-    key: plan.key,
+    key: kernel.key,
     params,
     inputs: [a.t.storage, b.t.storage],
     outputs: [out.storage],
-    grid: [Math.ceil(N / plan.tileN), Math.ceil(M / plan.tileM), nb],
+    grid: [Math.ceil(N / kernel.tileN), Math.ceil(M / kernel.tileM), nb],
     flops: 2 * M * N * K * nb,
-    wgsl: plan.wgsl,
+    wgsl: kernel.wgsl,
   });
   return true;
 }
@@ -161,15 +206,16 @@ function dispatchGeneric(
   M: number,
   N: number,
   K: number,
-  nb: number,
+  e: Epi,
 ): void {
+  const nb = numel(batchShape);
   const u: Record<string, number> = {
     M,
     N,
     K,
     a_o: a.t.offset,
     b_o: b.t.offset,
-    c_o: 0,
+    c_o: out.offset,
     lda: a.trans ? M : K,
     ldb: b.trans ? K : N,
     ldc: N,
@@ -179,7 +225,7 @@ function dispatchGeneric(
     u[`as${i}`] = a.batchStrides[i];
     u[`bs${i}`] = b.batchStrides[i];
   });
-  genericDispatch(b0, a, b, [a.t.storage, b.t.storage, out.storage], u, batchShape.length, nb, false);
+  genericDispatch(b0, a, b, [a.t.storage, b.t.storage, out.storage], u, batchShape.length, nb, e.alpha, e.accumulate);
 }
 
 /** One dispatch of the generic kernel over [M, N] (from `u`) × `nb` batches, with the given bindings. */
@@ -191,17 +237,18 @@ function genericDispatch(
   u: Record<string, number>,
   batchRank: number,
   nb: number,
+  alpha: number,
   accumulate: boolean,
 ): void {
-  const params = { u };
+  const params = { u, f: { alpha } };
   b0.dispatch({
-    key: `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b${batchRank}${accumulate ? ":acc" : ""}`,
+    key: `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b${batchRank}${alpha !== 1 ? ":alpha" : ""}${accumulate ? ":acc" : ""}`,
     params,
     inputs: [ab, bb],
     outputs: [cb],
     grid: [Math.ceil(u.N / (TN * WGX)), Math.ceil(u.M / (TM * WGY)), nb],
     flops: 2 * u.M * u.N * u.K * nb,
-    wgsl: () => genericWgsl(a, b, batchRank, params, accumulate),
+    wgsl: () => genericWgsl(a, b, batchRank, params, alpha !== 1, accumulate),
   });
 }
 
@@ -219,6 +266,7 @@ function dispatchWindowed(
   M: number,
   N: number,
   K: number,
+  e: Epi,
 ): void {
   if (numel(batchShape) !== 1)
     throw new DeviceError(
@@ -253,20 +301,30 @@ function dispatchWindowed(
     const mn = Math.min(mc, M - m0);
     for (let n0 = 0; n0 < N; n0 += nc) {
       const nn = Math.min(nc, N - n0);
-      const cw = bindSpan(b0, out.storage, m0 * N + n0, spanC(mn, nn));
+      const cw = bindSpan(b0, out.storage, out.offset + m0 * N + n0, spanC(mn, nn));
       for (let k0 = 0; k0 < K; k0 += kc) {
         const kn = Math.min(kc, K - k0);
         const aw = bindSpan(b0, a.t.storage, a.t.offset + (a.trans ? k0 * M + m0 : m0 * K + k0), spanA(mn, kn));
         const bw = bindSpan(b0, b.t.storage, b.t.offset + (b.trans ? n0 * K + k0 : k0 * N + n0), spanB(kn, nn));
         const u = { M: mn, N: nn, K: kn, a_o: aw.base, b_o: bw.base, c_o: cw.base, lda: a.trans ? M : K, ldb: b.trans ? K : N, ldc: N };
-        genericDispatch(b0, a, b, [aw.binding, bw.binding, cw.binding], u, 0, 1, k0 > 0);
+        genericDispatch(b0, a, b, [aw.binding, bw.binding, cw.binding], u, 0, 1, e.alpha, e.accumulate || k0 > 0);
       }
     }
   }
 }
 
 /** float64 reference: plain triple loop over logical coordinates. */
-function cpuMatmul(A: Tensor, B: Tensor, batchShape: number[], M: number, N: number, K: number, out: Float64Array): void {
+function cpuMatmul(
+  A: Tensor,
+  B: Tensor,
+  batchShape: number[],
+  M: number,
+  N: number,
+  K: number,
+  out: Float64Array,
+  cOff: number,
+  e: Epi,
+): void {
   const ad = cpuData(A);
   const bd = cpuData(B);
   const nb = numel(batchShape);
@@ -290,7 +348,8 @@ function cpuMatmul(A: Tensor, B: Tensor, batchShape: number[], M: number, N: num
       for (let n = 0; n < N; n++) {
         let s = 0;
         for (let k = 0; k < K; k++) s += ad[ao + m * ar + k * ac] * bd[bo + k * br + n * bc];
-        out[z * M * N + m * N + n] = s;
+        const i = cOff + z * M * N + m * N + n;
+        out[i] = (e.accumulate ? out[i] : 0) + e.alpha * s;
       }
   }
 }
