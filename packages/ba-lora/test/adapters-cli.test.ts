@@ -207,6 +207,11 @@ describe("adapters on the command line", () => {
       "balora init: --r 17 is more than model.layers.0.self_attn.k_proj's smaller dimension (16 of [16, 32]); " +
         "PiSSA takes the top R singular vectors, so --r must be <= 16 for these targets",
     );
+    const huge = await run(["init", "--model", broken, "--init", "lora", "--r", "1000000000", "--alpha", "4", "--out", join(dir, "fresh")]);
+    expect(huge.err).toBe(
+      "balora init: --r 1000000000 is more than model.layers.0.self_attn.k_proj's smaller dimension (16 of [16, 32]); " +
+        "a rank-R update cannot exceed it, so --r must be <= 16 for these targets",
+    );
     // with a free --out it gets as far as the weights, and says what is wrong with them
     const weights = await run([...args.slice(0, -1), join(dir, "fresh")]);
     expect(weights.code).toBe(1);

@@ -112,6 +112,22 @@ describe("balora forward", () => {
     expect((await readdir(dir)).filter((f) => f.includes(".tmp"))).toEqual([]);
   });
 
+  it.skipIf(onCpu)("rows longer than the device holds are refused in tokens, before loading the weights", async () => {
+    // (BALORA_BACKEND=cpu has no binding limit.) The estimate is exact on lavapipe: 2896 tokens run, 2897 do not.
+    const model = modelFixture("llama-f32");
+    const most = maxTokens(await readConfig(model), bindingLimit(await testBackend()), 2);
+    const n = most.tokens + 1;
+    const input = join(dir, "long.safetensors");
+    await writeSafetensors(input, { input_ids: { dtype: "I32", shape: [2, n], data: new Int32Array(2 * n).fill(1) } });
+    const r = await run(["forward", "--model", model, "--input", input, "--out", join(dir, "long-out.safetensors")]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `balora forward: --input ${input}: each row has ${n} tokens; this device fits at most ${most.tokens} for this model at batch 2 ` +
+        `(${most.why}); split the batch or shorten the rows`,
+    );
+    expect(most.why).toMatch(/^the attention scores \[B, Hq=4, T, T\] in f32 must fit one \d+-byte storage binding$/);
+  });
+
   it("paths: a directory as --input or --out, a missing --out directory: one line naming the user's path", async () => {
     const model = modelFixture("llama-f32");
     const input = join(model, "golden.safetensors");

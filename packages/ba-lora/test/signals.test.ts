@@ -62,6 +62,18 @@ describe("signals", () => {
     });
   }
 
+  it("forward: SIGTERM with the logits written under the temporary name leaves no partial file", async () => {
+    const out = join(dir, "logits.safetensors");
+    const input = join(modelFixture("llama-f32"), "golden.safetensors");
+    const r = await runBin(["forward", "--model", modelFixture("llama-f32"), "--input", input, "--out", out], {
+      env: HOLD,
+      onStderrLine: signalOn(/holding before the rename/, "SIGTERM"),
+    });
+    expect(r.code, r.err).toBe(143);
+    expect(existsSync(out)).toBe(false);
+    expect(await leftovers("logits.safetensors")).toEqual([]);
+  });
+
   it("Ctrl-C in the middle of PiSSA (no hook): exit 130, no output, no temporary", async () => {
     const out = join(dir, "mid-pissa");
     const r = await runBin(init(out), { onStderrLine: signalOn(/^pissa 1\/14 /, "SIGINT") });

@@ -21,7 +21,7 @@ const FLAGS = {
     required: true,
     help: "exact PiSSA (SVD), fast PiSSA (N subspace iterations) or LoRA",
   },
-  r: { type: "number", value: "R", required: true, help: "adapter rank, an integer >= 1 (PiSSA: at most each target's smaller dimension)" },
+  r: { type: "number", value: "R", required: true, help: "adapter rank, an integer from 1 to each target's smaller dimension" },
   alpha: { type: "number", value: "A", required: true, help: "lora_alpha (> 0); the adapter's output is scaled by A / R" },
   target: { type: "string", value: "LIST", default: "all-linear", help: "comma-separated layer names (q_proj,v_proj) or all-linear" },
   seed: { type: "number", value: "S", default: 0, help: `seed of random initialisations, an integer in [0, ${MAX_SEED}]` },
@@ -92,15 +92,15 @@ export const initCommand: Command = {
       throw new CliError(`--target ${a.target} matches no Linear layer of --model ${a.model} (its Linear layers end in: ${ends})`);
     }
     const pissa = init !== "lora";
-    if (pissa) {
-      const smallest = layers.reduce((s, l) => (Math.min(...l.shape) < Math.min(...s.shape) ? l : s));
-      const most = Math.min(...smallest.shape);
-      if (r > most)
-        throw new CliError(
-          `--r ${r} is more than ${smallest.path}'s smaller dimension (${most} of [${smallest.shape.join(", ")}]); ` +
-            `PiSSA takes the top R singular vectors, so --r must be <= ${most} for these targets`,
-        );
-    }
+    // B·A of an [out, in] weight has rank <= min(out, in): a larger R only costs memory (and PiSSA cannot take it).
+    const smallest = layers.reduce((s, l) => (Math.min(...l.shape) < Math.min(...s.shape) ? l : s));
+    const most = Math.min(...smallest.shape);
+    if (r > most)
+      throw new CliError(
+        `--r ${r} is more than ${smallest.path}'s smaller dimension (${most} of [${smallest.shape.join(", ")}]); ` +
+          `${pissa ? "PiSSA takes the top R singular vectors" : "a rank-R update cannot exceed it"}, ` +
+          `so --r must be <= ${most} for these targets`,
+      );
 
     const { model } = await loadForCli(a.model!);
     const config = {

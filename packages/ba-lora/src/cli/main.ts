@@ -119,6 +119,8 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.usage;
     }
     if (isUserError(e)) console.error(`balora ${name}: ${err.message.split("\n")[0]}`);
+    else if (e instanceof RangeError && /Array buffer allocation failed|Invalid typed array length|Invalid array length/.test(err.message))
+      console.error(`balora ${name}: out of memory (${err.message}); use a smaller model, batch, rank or prompt`);
     else {
       console.error(`balora ${name}: internal error: ${err?.message ?? String(e)}`);
       if (process.env.BALORA_DEBUG) console.error(err?.stack);
