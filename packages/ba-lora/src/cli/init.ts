@@ -11,7 +11,8 @@ import { OVERWRITE_FLAG, planOutput, writeDirOutput } from "./output.js";
 import { progress } from "./progress.js";
 
 const USAGE =
-  "balora init --model DIR --init pissa|pissa_niter_N|lora --r R --alpha A [--target q_proj,v_proj|all-linear] [--seed S] --out DIR";
+  "balora init --model DIR --init pissa|pissa_niter_N|lora --r R --alpha A [--target q_proj,v_proj|all-linear] [--seed S] --out DIR " +
+  "[--overwrite] [--quiet]";
 
 const FLAGS = {
   model: MODEL_FLAG,

@@ -38,7 +38,8 @@ export function version(): string {
 
 const RULES =
   "Outputs: written under a temporary name beside the target, then renamed; an existing output is an error\n" +
-  "unless --overwrite; special files (devices, FIFOs) are never written. Ctrl-C exits 130, SIGTERM 143.\n" +
+  "unless --overwrite; special files (devices, FIFOs) are never written, symbolic links are followed.\n" +
+  "Ctrl-C exits 130, SIGTERM 143.\n" +
   "BALORA_BACKEND=cpu runs on the float64 CPU backend instead of WebGPU.";
 
 function help(): string {

@@ -17,7 +17,7 @@ const FLAGS = {
 
 export const mergeCommand: Command = {
   summary: "merge an adapter into its base model and write an HF model directory",
-  usage: "balora merge --model DIR --adapter DIR --out DIR [--overwrite]",
+  usage: "balora merge --model DIR --adapter DIR --out DIR [--overwrite] [--quiet]",
   flags: FLAGS,
   async run(argv) {
     const a = parse(argv, FLAGS);

@@ -9,7 +9,7 @@ import { registerTemp, unregisterTemp } from "./cleanup.js";
 
 export const OVERWRITE_FLAG = {
   type: "boolean",
-  help: "replace an existing output (a file, or a directory balora wrote); without it an existing output is an error",
+  help: "replace an existing output (a file, or a directory balora wrote)",
 } as const satisfies FlagSpec;
 
 export type OutputKind = "file" | "directory";
