@@ -9,6 +9,7 @@ import type { Command } from "./main.js";
 import { loadForCli, MODEL_FLAG, readModelConfig, writeModelDir } from "./model.js";
 import { OVERWRITE_FLAG, planOutput, writeDirOutput } from "./output.js";
 import { progress } from "./progress.js";
+import { slowLayer } from "./test-hooks.js";
 
 const USAGE =
   "balora init --model DIR --init pissa|pissa_niter_N|lora --r R --alpha A [--target q_proj,v_proj|all-linear] [--seed S] --out DIR " +
@@ -50,6 +51,7 @@ function withLayerProgress<R>(model: T.Module, total: number, label: string, fn:
   let done = 0;
   model.setSubmodule = function (this: T.Module, path: string, m: T.Module) {
     progress(`${label} ${++done}/${total} ${path}`);
+    slowLayer();
     return original.call(this, path, m);
   };
   try {

@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve, sep } from "node:path";
 import { writeTextAtomically } from "@balora/safetensors";
 import { CliError, type FlagSpec } from "./args.js";
 import { registerTemp, unregisterTemp } from "./cleanup.js";
+import { holdBeforeCommit } from "./test-hooks.js";
 
 export const OVERWRITE_FLAG = {
   type: "boolean",
@@ -203,19 +204,6 @@ async function makeTemp(o: PlannedOutput): Promise<string> {
   return tmp;
 }
 
-/**
- * Test hook: with BALORA_TEST_HOLD=commit, a command stops for a minute with its output complete
- * under the temporary name, just before the rename, so a test can signal or kill it there;
- * `commit-busy` blocks the thread instead (as a long synchronous computation would).
- */
-async function testHold(): Promise<void> {
-  const hold = process.env.BALORA_TEST_HOLD;
-  if (hold !== "commit" && hold !== "commit-busy") return;
-  console.error(`balora: holding before the rename (BALORA_TEST_HOLD=${hold}, pid ${process.pid})`);
-  if (hold === "commit-busy") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
-  else await new Promise((done) => setTimeout(done, 60_000));
-}
-
 /** Right before the rename: the target must still be what planOutputs saw. */
 async function recheck(o: PlannedOutput): Promise<void> {
   const st = await lstat(o.target).catch(() => null);
@@ -234,7 +222,7 @@ export async function writeFileOutput(o: PlannedOutput, produce: (file: string) 
   try {
     const file = join(tmp, basename(o.target));
     await produce(file);
-    await testHold();
+    await holdBeforeCommit();
     await recheck(o);
     if (o.exists) await rename(file, o.target);
     else {
@@ -266,7 +254,7 @@ export async function writeDirOutput(o: PlannedOutput, build: (dir: string) => P
   const tmp = await makeTemp(o);
   try {
     await build(tmp);
-    await testHold();
+    await holdBeforeCommit();
     await recheck(o);
     if (!o.exists) await rename(tmp, o.target);
     else {
