@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// The `balora` command. It runs the compiled CLI in a child process whose stderr is filtered: Dawn
-// prints driver warnings natively (not catchable in JS) that would bury balora's one-line errors.
+// The `balora` command. It runs the compiled CLI in a child process whose stderr is filtered (Dawn's
+// native driver warnings would bury balora's one-line errors) and passes Ctrl-C on as exit code 130.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { constants } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { filterDawnNoise } from "./noise.mjs";
 
 const entry = new URL("../dist/cli/main.js", import.meta.url);
 if (!existsSync(entry)) {
@@ -13,20 +15,39 @@ if (!existsSync(entry)) {
 }
 
 if (process.env.BALORA_CLI_CHILD) {
-  const { main } = await import(entry.href);
-  process.exitCode = await main(process.argv.slice(2));
+  const { cli } = await import(entry.href);
+  process.exitCode = await cli(process.argv.slice(2));
 } else {
-  const NOISE = /^Warning: \w+ artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
+  const { cleanupEntry } = await import(new URL("../dist/cli/cleanup.js", import.meta.url).href);
+  // fd 3: the child announces its temporary paths there (synchronously), so that if it dies without
+  // cleaning up (SIGKILL, OOM, a second Ctrl-C while it is busy) this process removes them.
   const child = spawn(process.execPath, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: ["inherit", "inherit", "pipe"],
-    env: { ...process.env, BALORA_CLI_CHILD: "1" },
+    stdio: ["inherit", "inherit", "pipe", "pipe"],
+    env: { ...process.env, BALORA_CLI_CHILD: "1", BALORA_TEMP_FD: "3" },
   });
-  createInterface({ input: child.stderr }).on("line", (line) => {
-    if (!NOISE.test(line)) process.stderr.write(`${line}\n`);
+  const temps = new Map();
+  createInterface({ input: child.stdio[3] }).on("line", (line) => {
+    try {
+      const m = JSON.parse(line);
+      if (m.op === "add") temps.set(m.path, m);
+      else temps.delete(m.path);
+    } catch {
+      // not a registration
+    }
   });
-  for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
-  child.on("close", (code, signal) => {
-    if (signal) process.kill(process.pid, signal);
+  const stderrDone = filterDawnNoise(child.stderr, process.stderr);
+  let received = null;
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"])
+    process.on(sig, () => {
+      // The first signal lets the child clean up and exit 128 + N; a second one does not wait.
+      child.kill(received ? "SIGKILL" : sig);
+      received ??= sig;
+    });
+  child.on("close", async (code, signal) => {
+    await stderrDone;
+    for (const e of [...temps.values()].reverse()) cleanupEntry(e);
+    // Exit with a code (never re-raise: our own handlers are installed, the process would exit 0).
+    if (signal) process.exitCode = 128 + (constants.signals[received ?? signal] ?? 0);
     else process.exitCode = code ?? 1;
   });
 }

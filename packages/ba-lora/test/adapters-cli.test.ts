@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,7 +46,7 @@ describe("adapters on the command line", () => {
 
   it("merge: an HF directory whose logits are peft's merged logits, with the tokenizer files", async () => {
     const out = join(dir, "merged");
-    const r = await run(["merge", "--model", modelFixture("llama-f32"), "--adapter", peft("llama-lora"), "--out", out]);
+    const r = await run(["merge", "--model", modelFixture("llama-f32"), "--adapter", peft("llama-lora"), "--out", out, "--quiet"]);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
     expect((await readdir(out)).sort()).toEqual([
@@ -58,7 +58,23 @@ describe("adapters on the command line", () => {
     ]);
     expect(await forwardDiff(out, peft("llama-lora"), "logits_merged")).toBeLessThan(1e-4);
     const again = await run(["merge", "--model", modelFixture("llama-f32"), "--adapter", peft("llama-lora"), "--out", out]);
-    expect(again.err).toMatch(/--out .*merged already exists; choose a new directory or remove it first/);
+    expect(again.err).toMatch(/--out .*merged already exists; choose a new path, or pass --overwrite to replace it/);
+    const replaced = await run([
+      "merge",
+      "--model",
+      modelFixture("llama-f32"),
+      "--adapter",
+      peft("llama-lora"),
+      "--out",
+      out,
+      "--overwrite",
+    ]);
+    expect(replaced.code).toBe(0);
+    expect(replaced.err.split("\n")).toEqual([
+      `loading ${modelFixture("llama-f32")} with the adapter ${peft("llama-lora")}`,
+      `writing the merged model to ${out}`,
+    ]);
+    expect(await forwardDiff(out, peft("llama-lora"), "logits_merged")).toBeLessThan(1e-4);
   });
 
   it("init pissa: residual model + pissa_init reproduce the base; the residual matches peft's", async () => {
@@ -78,7 +94,12 @@ describe("adapters on the command line", () => {
       "--out",
       out,
     ]);
-    expect(r.err).toBe("");
+    // progress on stderr: one line per PiSSA layer, then the write
+    const lines = r.err.split("\n");
+    expect(lines).toHaveLength(15);
+    expect(lines[0]).toBe("pissa 1/14 model.layers.0.self_attn.q_proj");
+    expect(lines[13]).toBe("pissa 14/14 model.layers.1.mlp.down_proj");
+    expect(lines[14]).toBe(`writing the residual model and pissa_init/ (14 layers) to ${out}`);
     expect(r.out).toMatch(/trainable params: [\d,]+ \|\| all params/);
     expect(existsSync(join(out, "pissa_init", "adapter_config.json"))).toBe(true);
     expect(existsSync(join(out, "tokenizer.json"))).toBe(true);
@@ -130,7 +151,7 @@ describe("adapters on the command line", () => {
       "--out",
       join(dir, "x"),
     ]);
-    expect(bad.err.split("\n")[0]).toMatch(/--init must be pissa, pissa_niter_<N> or lora, got 'olora'/);
+    expect(bad.err.split("\n")[0]).toMatch(/--init must be pissa, pissa_niter_<N> \(N >= 1\) or lora, got 'olora'/);
     const none = await run([
       "init",
       "--model",
@@ -146,11 +167,13 @@ describe("adapters on the command line", () => {
       "--out",
       join(dir, "y"),
     ]);
-    expect(none.err).toMatch(/match no Linear layer/);
+    expect(none.err).toMatch(/--target qkv matches no Linear layer of --model .*llama-f32 \(its Linear layers end in: q_proj, k_proj/);
+    expect(none.err.split("\n")).toHaveLength(1);
     expect(existsSync(join(dir, "y"))).toBe(false);
     await mkdir(join(dir, "empty"));
     const noAdapter = await run(["merge", "--model", modelFixture("llama-f32"), "--adapter", join(dir, "empty"), "--out", join(dir, "z")]);
     expect(noAdapter.err).toMatch(/adapter_config\.json: not found/);
+    expect(noAdapter.err.split("\n")).toHaveLength(1);
     const wrongBase = await run([
       "forward",
       "--model",
@@ -158,12 +181,41 @@ describe("adapters on the command line", () => {
       "--adapter",
       peft("llama-lora"),
       "--input",
-      "x",
+      join(modelFixture("gemma-f32"), "golden.safetensors"),
       "--out",
       join(dir, "w"),
     ]);
     expect(wrongBase.code).not.toBe(0);
     expect(wrongBase.err).toMatch(/llama-lora: the adapter does not fit the model/);
     expect((await readdir(dir)).filter((f) => f.startsWith("."))).toEqual([]);
+  });
+
+  it("init checks every argument and path before the work: an existing --out fails before the weights are read", async () => {
+    // A model whose weights are garbage: reading them would fail with a safetensors error.
+    const broken = join(dir, "broken-model");
+    await mkdir(broken);
+    await cp(join(modelFixture("llama-f32"), "config.json"), join(broken, "config.json"));
+    await writeFile(join(broken, "model.safetensors"), "not a safetensors file");
+    const taken = join(dir, "taken");
+    await mkdir(taken);
+    const args = ["init", "--model", broken, "--init", "pissa", "--r", "2", "--alpha", "4", "--out", taken];
+    const r = await run(args);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`balora init: --out ${taken} already exists; choose a new path, or pass --overwrite to replace it`);
+    const tooBig = await run([...args.slice(0, 6), "17", "--alpha", "4", "--out", join(dir, "fresh")]);
+    expect(tooBig.err).toBe(
+      "balora init: --r 17 is more than model.layers.0.self_attn.k_proj's smaller dimension (16 of [16, 32]); " +
+        "PiSSA takes the top R singular vectors, so --r must be <= 16 for these targets",
+    );
+    const huge = await run(["init", "--model", broken, "--init", "lora", "--r", "1000000000", "--alpha", "4", "--out", join(dir, "fresh")]);
+    expect(huge.err).toBe(
+      "balora init: --r 1000000000 is more than model.layers.0.self_attn.k_proj's smaller dimension (16 of [16, 32]); " +
+        "a rank-R update cannot exceed it, so --r must be <= 16 for these targets",
+    );
+    // with a free --out it gets as far as the weights, and says what is wrong with them
+    const weights = await run([...args.slice(0, -1), join(dir, "fresh")]);
+    expect(weights.code).toBe(1);
+    expect(weights.err).toMatch(/^balora init: .*broken-model\/model\.safetensors: header length \d+ exceeds/);
+    expect(existsSync(join(dir, "fresh"))).toBe(false);
   });
 });

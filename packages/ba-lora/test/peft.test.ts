@@ -9,12 +9,13 @@ import * as L from "@balora/lora";
 import { type LanguageModel, loadModel } from "@balora/models";
 import * as T from "@balora/tensor";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { modelFixture } from "./helpers.js";
+import { modelFixture, testBackend } from "./helpers.js";
 
 const peft = (name: string) => fileURLToPath(new URL(`./fixtures/peft/${name}`, import.meta.url));
-let gpu: T.WebGPUBackend;
+// WebGPU, or the float64 CPU backend with BALORA_BACKEND=cpu (the variable keeps its historical name).
+let gpu: T.Backend;
 beforeAll(async () => {
-  gpu = await T.initWebGPU();
+  gpu = await testBackend();
 });
 let tmp: string;
 beforeAll(async () => {

@@ -38,7 +38,9 @@ const py = [process.env.BALORA_BENCH_PYTHON, "/usr/bin/python3", "python3"]
   .filter(Boolean)
   .find((p) => spawnSync(p, ["-c", "import torch"], { stdio: "ignore" }).status === 0);
 const script = fileURLToPath(new URL("../../../scripts/bench/torch_pissa.py", import.meta.url));
+const progress = (line) => process.stderr.write(`[bench] ${line}\n`);
 for (const { n, r, init } of cases) {
+  progress(`pissa-init ${init} n=${n} r=${r} on ${backend.description}`);
   const m = new One(n);
   await m.q_proj.weight.data();
   const t0 = performance.now();
@@ -50,6 +52,7 @@ for (const { n, r, init } of cases) {
   m.dispose();
   if (!py) out({ bench: "pissa-init", n, r, init, impl: "pytorch-cpu", skipped: "python3 with torch not found" });
   else {
+    progress(`pissa-init ${init} n=${n} r=${r} with PyTorch on the CPU`);
     const res = spawnSync(py, [script, String(n), String(r), init === "pissa" ? "0" : init.split("_").pop()], { encoding: "utf8" });
     if (res.status !== 0) out({ bench: "pissa-init", n, r, init, impl: "pytorch-cpu", skipped: res.stderr.trim().split("\n").pop() });
     else {

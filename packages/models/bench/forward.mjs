@@ -55,6 +55,8 @@ const once = async () => {
   await logits.data();
   logits.dispose();
 };
+const progress = (line) => process.stderr.write(`[bench] ${line}\n`);
+progress(`forward llama-110M seq ${SEQ} on ${backend.description}: warm-up, then 3 timed runs`);
 await once();
 const times = [];
 for (let r = 0; r < 3; r++) {
@@ -87,6 +89,7 @@ if (!py)
     skipped: "python3 with torch not found (apt-get install python3-torch)",
   });
 else {
+  progress("forward llama-110M with PyTorch on the CPU");
   const r = spawnSync(py, [script, JSON.stringify(raw), String(SEQ)], { encoding: "utf8" });
   if (r.status !== 0)
     out({

@@ -78,9 +78,24 @@ function num(raw: Json, key: string, file: string, fallback?: number): number {
   return v;
 }
 
-function int(raw: Json, key: string, file: string, fallback?: number): number {
+/** A size or count that must be at least 1 (a 0 would build an empty or NaN-producing model). */
+function positiveInt(raw: Json, key: string, file: string, fallback?: number): number {
   const v = num(raw, key, file, fallback);
-  if (!Number.isInteger(v) || v < 0) throw new ModelConfigError(`${file}: field "${key}" must be a non-negative integer, got ${v}`);
+  if (!Number.isInteger(v) || v < 1) throw new ModelConfigError(`${file}: field "${key}" must be a positive integer, got ${v}`);
+  return v;
+}
+
+/** A value that must be > 0 (epsilons, RoPE bases and factors, scales): 0 or less gives NaN or garbage. */
+function positive(raw: Json, key: string, file: string, fallback?: number): number {
+  const v = num(raw, key, file, fallback);
+  if (!(v > 0)) throw new ModelConfigError(`${file}: field "${key}" must be > 0, got ${v}`);
+  return v;
+}
+
+/** A value that must be >= 0 (soft-caps: 0 means off). */
+function nonNegative(raw: Json, key: string, file: string, fallback?: number): number {
+  const v = num(raw, key, file, fallback);
+  if (!(v >= 0)) throw new ModelConfigError(`${file}: field "${key}" must be >= 0 (0 turns it off), got ${v}`);
   return v;
 }
 
@@ -94,21 +109,32 @@ function parseRope(raw: Json, file: string): RopeConfig {
   // transformers v5 writes `rope_parameters` {rope_type, rope_theta, ...}; older files use
   // `rope_theta` + `rope_scaling` {type|rope_type, factor, ...}. Accept both.
   const params = (raw.rope_parameters ?? raw.rope_scaling ?? null) as Json | null;
-  const theta = typeof params?.rope_theta === "number" ? (params.rope_theta as number) : num(raw, "rope_theta", file, 10000);
+  const where = raw.rope_parameters ? "rope_parameters" : "rope_scaling";
+  if (params !== null && (typeof params !== "object" || Array.isArray(params)))
+    throw new ModelConfigError(`${file}: field "${where}" must be an object or null`);
+  const theta =
+    params?.rope_theta !== undefined && params?.rope_theta !== null
+      ? positive(params, "rope_theta", `${file} ${where}`)
+      : positive(raw, "rope_theta", file, 10000);
   const type = String(params?.rope_type ?? params?.type ?? "default");
   const base: RopeConfig = { type: "default", theta, factor: 1, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 };
   if (type === "default") return base;
-  const where = raw.rope_parameters ? "rope_parameters" : "rope_scaling";
-  if (type === "linear") return { ...base, type, factor: num(params as Json, "factor", `${file} ${where}`) };
+  if (type === "linear") return { ...base, type, factor: positive(params as Json, "factor", `${file} ${where}`) };
   if (type === "llama3") {
     const p = params as Json;
+    const at = `${file} ${where}`;
+    const lowFreqFactor = positive(p, "low_freq_factor", at);
+    const highFreqFactor = positive(p, "high_freq_factor", at);
+    // The blend between the two divides by (high − low).
+    if (!(highFreqFactor > lowFreqFactor))
+      throw new ModelConfigError(`${at}: high_freq_factor (${highFreqFactor}) must be greater than low_freq_factor (${lowFreqFactor})`);
     return {
       ...base,
       type,
-      factor: num(p, "factor", `${file} ${where}`),
-      lowFreqFactor: num(p, "low_freq_factor", `${file} ${where}`),
-      highFreqFactor: num(p, "high_freq_factor", `${file} ${where}`),
-      originalMaxPositions: num(p, "original_max_position_embeddings", `${file} ${where}`),
+      factor: positive(p, "factor", at),
+      lowFreqFactor,
+      highFreqFactor,
+      originalMaxPositions: positiveInt(p, "original_max_position_embeddings", at),
     };
   }
   throw new ModelConfigError(`${file}: ${where} type "${type}" is not supported (supported: default, linear, llama3)`);
@@ -136,16 +162,20 @@ export function parseConfig(raw: Json, file = "config.json"): ModelConfig {
           : "llama"
   ) as Family;
   const head: Head = architecture.endsWith("ForCausalLM") ? "causal-lm" : "sequence-classification";
-  const hiddenSize = int(raw, "hidden_size", file);
-  const numHeads = int(raw, "num_attention_heads", file);
-  const numKvHeads = int(raw, "num_key_value_heads", file, numHeads);
-  const headDim = int(raw, "head_dim", file, hiddenSize / numHeads);
-  const numLayers = int(raw, "num_hidden_layers", file);
+  const hiddenSize = positiveInt(raw, "hidden_size", file);
+  const numHeads = positiveInt(raw, "num_attention_heads", file);
+  const numKvHeads = positiveInt(raw, "num_key_value_heads", file, numHeads);
+  const headDim = num(raw, "head_dim", file, hiddenSize / numHeads);
+  const numLayers = positiveInt(raw, "num_hidden_layers", file);
   if (numHeads === 0 || numKvHeads === 0 || numHeads % numKvHeads !== 0)
     throw new ModelConfigError(
       `${file}: num_attention_heads (${numHeads}) must be a positive multiple of num_key_value_heads (${numKvHeads})`,
     );
-  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ModelConfigError(`${file}: head_dim ${headDim} must be an even integer`);
+  if (!Number.isInteger(headDim) || headDim <= 0 || headDim % 2 !== 0)
+    throw new ModelConfigError(
+      `${file}: head_dim ${headDim} must be a positive even integer` +
+        (raw.head_dim === undefined ? ` (it defaults to hidden_size / num_attention_heads = ${hiddenSize} / ${numHeads})` : ""),
+    );
 
   const gemma = family === "gemma" || family === "gemma2";
   // Gemma v1 configs carry a legacy hidden_act "gelu" but HF runs the tanh approximation
@@ -162,7 +192,8 @@ export function parseConfig(raw: Json, file = "config.json"): ModelConfig {
   if (!activation)
     throw new ModelConfigError(`${file}: activation "${actName}" is not supported (supported: ${Object.keys(ACTS).join(", ")})`);
 
-  const window = raw.sliding_window === null || raw.sliding_window === undefined ? 0 : int(raw, "sliding_window", file);
+  // A window of 0 would hide every key; transformers' null means none.
+  const window = raw.sliding_window === null || raw.sliding_window === undefined ? 0 : positiveInt(raw, "sliding_window", file);
   let layerWindows: number[];
   if (family === "gemma2") {
     const types = raw.layer_types as unknown;
@@ -174,33 +205,33 @@ export function parseConfig(raw: Json, file = "config.json"): ModelConfig {
   } else if (family === "mistral") layerWindows = Array(numLayers).fill(window);
   else layerWindows = Array(numLayers).fill(0);
 
-  const qpas = family === "gemma2" ? num(raw, "query_pre_attn_scalar", file, headDim) : headDim;
+  const qpas = family === "gemma2" ? positive(raw, "query_pre_attn_scalar", file, headDim) : headDim;
   const eos = ids(raw.eos_token_id);
   const bos = typeof raw.bos_token_id === "number" ? raw.bos_token_id : null;
   const pad = typeof raw.pad_token_id === "number" ? raw.pad_token_id : null;
-  const numLabels = head === "sequence-classification" ? labelCount(raw) : 0;
+  const numLabels = head === "sequence-classification" ? labelCount(raw, file) : 0;
   return {
     architecture,
     family,
     head,
-    vocabSize: int(raw, "vocab_size", file),
+    vocabSize: positiveInt(raw, "vocab_size", file),
     hiddenSize,
-    intermediateSize: int(raw, "intermediate_size", file),
+    intermediateSize: positiveInt(raw, "intermediate_size", file),
     numLayers,
     numHeads,
     numKvHeads,
     headDim,
     activation,
-    rmsNormEps: num(raw, "rms_norm_eps", file, 1e-6),
-    maxPositions: int(raw, "max_position_embeddings", file, 2048),
+    rmsNormEps: positive(raw, "rms_norm_eps", file, 1e-6),
+    maxPositions: positiveInt(raw, "max_position_embeddings", file, 2048),
     rope: parseRope(raw, file),
     tieWordEmbeddings: typeof raw.tie_word_embeddings === "boolean" ? raw.tie_word_embeddings : gemma,
     attentionBias: raw.attention_bias === true,
     mlpBias: raw.mlp_bias === true,
     layerWindows,
     attnScale: qpas ** -0.5,
-    attnSoftcap: family === "gemma2" ? num(raw, "attn_logit_softcapping", file, 0) : 0,
-    finalSoftcap: family === "gemma2" ? num(raw, "final_logit_softcapping", file, 0) : 0,
+    attnSoftcap: family === "gemma2" ? nonNegative(raw, "attn_logit_softcapping", file, 0) : 0,
+    finalSoftcap: family === "gemma2" ? nonNegative(raw, "final_logit_softcapping", file, 0) : 0,
     gemmaNorms: gemma,
     sandwichNorms: family === "gemma2",
     numLabels,
@@ -212,8 +243,8 @@ export function parseConfig(raw: Json, file = "config.json"): ModelConfig {
   };
 }
 
-function labelCount(raw: Json): number {
-  if (typeof raw.num_labels === "number") return raw.num_labels;
+function labelCount(raw: Json, file: string): number {
+  if (raw.num_labels !== undefined && raw.num_labels !== null) return positiveInt(raw, "num_labels", file);
   const id2label = raw.id2label;
   if (id2label && typeof id2label === "object") return Object.keys(id2label).length;
   return 2;

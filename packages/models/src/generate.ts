@@ -17,6 +17,27 @@ export interface GenerateOptions {
   useCache?: boolean;
   /** Called with each new token as soon as it is chosen. */
   onToken?: (id: number) => void;
+  /**
+   * Called (once, before generating) with a one-line warning when the prompt plus `maxNewTokens` may
+   * run past the config's `max_position_embeddings`. Generation goes on, as in transformers: RoPE
+   * extrapolates to the later positions, but the model was not trained there and quality may drop.
+   * Default: `console.warn`.
+   */
+  onWarning?: (message: string) => void;
+}
+
+/** The warning `generate` gives when a sequence may run past `max_position_embeddings`, or null. */
+export function positionWarning(promptTokens: number, maxNewTokens: number, maxPositions: number): string | null {
+  const total = promptTokens + maxNewTokens;
+  if (total <= maxPositions) return null;
+  const what =
+    promptTokens > maxPositions
+      ? `the prompt has ${promptTokens} tokens, more than`
+      : `the prompt (${promptTokens} tokens) plus up to ${maxNewTokens} new tokens (${total}) exceed`;
+  return (
+    `generate: ${what} the model's max_position_embeddings (${maxPositions}); ` +
+    "later positions extrapolate RoPE as transformers does, and quality may degrade"
+  );
 }
 
 /** Picks the next token from one row of logits, HF-style: temperature, then top-p, then sample. */
@@ -60,6 +81,8 @@ export async function generate(model: CausalLM, promptIds: number[], opts: Gener
   const V = model.config.vocabSize;
   const bad = promptIds.find((id) => !Number.isInteger(id) || id < 0 || id >= V);
   if (bad !== undefined) throw new ArgumentError(`generate: prompt token ${bad} is outside the vocabulary [0, ${V})`);
+  const warning = positionWarning(promptIds.length, maxNew, model.config.maxPositions);
+  if (warning) (opts.onWarning ?? console.warn)(warning);
   const eos = new Set(opts.eosTokenIds ?? model.config.eosTokenIds);
   const useCache = opts.useCache ?? true;
   const rng = new T.Rng(opts.seed ?? 0);

@@ -91,6 +91,39 @@ describe("config.json", () => {
     expect(() => parseConfig({ ...llama, vocab_size: undefined })).toThrow(/field "vocab_size" is missing/);
     expect(() => parseConfig({ ...llama, num_key_value_heads: 5 })).toThrow(/multiple of num_key_value_heads/);
   });
+  it("refuses values that would silently give NaN or garbage, naming the field", () => {
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ rms_norm_eps: -1 }, /field "rms_norm_eps" must be > 0, got -1/],
+      [{ rms_norm_eps: 0 }, /field "rms_norm_eps" must be > 0, got 0/],
+      [{ rope_theta: 0 }, /field "rope_theta" must be > 0, got 0/],
+      [{ rope_theta: -10000 }, /field "rope_theta" must be > 0/],
+      [{ rope_parameters: { rope_type: "default", rope_theta: -1 } }, /rope_parameters: field "rope_theta" must be > 0/],
+      [{ rope_scaling: { type: "linear", factor: 0 } }, /rope_scaling: field "factor" must be > 0/],
+      [
+        {
+          rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 4, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+        },
+        /high_freq_factor \(4\) must be greater than low_freq_factor \(4\)/,
+      ],
+      [{ rope_scaling: "llama3" }, /field "rope_scaling" must be an object or null/],
+      [{ hidden_size: 0 }, /field "hidden_size" must be a positive integer, got 0/],
+      [{ num_hidden_layers: 0 }, /field "num_hidden_layers" must be a positive integer/],
+      [{ num_attention_heads: 0 }, /field "num_attention_heads" must be a positive integer/],
+      [{ vocab_size: 0 }, /field "vocab_size" must be a positive integer/],
+      [{ intermediate_size: 2.5 }, /field "intermediate_size" must be a positive integer, got 2.5/],
+      [{ max_position_embeddings: 0 }, /field "max_position_embeddings" must be a positive integer/],
+      [{ head_dim: 0 }, /head_dim 0 must be a positive even integer/],
+      [{ hidden_size: 4100 }, /head_dim 128.125 must be a positive even integer \(it defaults to hidden_size \/ num_attention_heads/],
+      [{ architectures: ["MistralForCausalLM"], sliding_window: 0 }, /field "sliding_window" must be a positive integer/],
+      [{ architectures: ["Gemma2ForCausalLM"], query_pre_attn_scalar: 0 }, /field "query_pre_attn_scalar" must be > 0/],
+      [{ architectures: ["Gemma2ForCausalLM"], attn_logit_softcapping: -50 }, /field "attn_logit_softcapping" must be >= 0/],
+      [{ architectures: ["LlamaForSequenceClassification"], num_labels: 0 }, /field "num_labels" must be a positive integer/],
+    ];
+    for (const [patch, re] of bad) expect(() => parseConfig({ ...llama, ...patch }), JSON.stringify(patch)).toThrow(re);
+    // the defaults and null ("not set") stay accepted
+    expect(parseConfig({ ...llama, rms_norm_eps: null, rope_theta: null }).rmsNormEps).toBe(1e-6);
+    expect(parseConfig({ ...llama, architectures: ["Gemma2ForCausalLM"], attn_logit_softcapping: null }).attnSoftcap).toBe(0);
+  });
 });
 
 describe("RoPE inverse frequencies", () => {

@@ -42,6 +42,7 @@ function llamaShapedTensors() {
 
 async function writeThenLoad() {
   const dir = await mkdtemp(join(tmpdir(), "balora-safetensors-bench-"));
+  process.stderr.write(`[bench] safetensors: writing a ~1.2 GB checkpoint to ${dir}, then streaming it back in a new process\n`);
   try {
     const start = performance.now();
     const saved = await saveCheckpoint(dir, llamaShapedTensors(), { maxShardSize: SHARD });

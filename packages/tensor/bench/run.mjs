@@ -101,6 +101,7 @@ async function dispatchOverhead(count = 2000) {
 if (which === "matmul" || which === "all") {
   const sizes = [256, 512, 1024, ...(software ? [] : [4096])];
   for (const n of sizes) {
+    process.stderr.write(`[bench] matmul ${n}×${n}: balora, jax-js, tfjs-webgpu\n`);
     const ours = await baloraMatmul(n);
     out({
       bench: "matmul",

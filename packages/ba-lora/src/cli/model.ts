@@ -1,17 +1,100 @@
-// Loading a model (and optionally a peft adapter) for a CLI command on the shared WebGPU backend,
-// and writing HF model directories atomically with the source's tokenizer files.
-import { cp, mkdir, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { loadAdapter } from "@balora/lora";
-import { type LanguageModel, loadModel, saveModel } from "@balora/models";
+// Loading a model (and optionally a peft adapter) for a CLI command on the chosen backend (WebGPU, or
+// the float64 CPU backend with BALORA_BACKEND=cpu), the device's token limit, and HF model directories.
+import { cp, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { loadAdapter, readAdapterConfig } from "@balora/lora";
+import { type LanguageModel, loadModel, type ModelConfig, readConfig, saveModel } from "@balora/models";
 import * as T from "@balora/tensor";
-import { UsageError } from "./args.js";
+import { CliError, type FlagSpec } from "./args.js";
+import { requireDir } from "./inputs.js";
 
-export async function loadForCli(modelDir: string, adapterDir?: string): Promise<{ model: LanguageModel; backend: T.WebGPUBackend }> {
-  const backend = await T.initWebGPU();
+export const MODEL_FLAG = {
+  type: "string",
+  value: "DIR",
+  required: true,
+  help: "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)",
+} as const satisfies FlagSpec;
+export const ADAPTER_FLAG = {
+  type: "string",
+  value: "DIR",
+  help: "peft adapter directory (adapter_config.json + adapter_model.safetensors)",
+} as const satisfies FlagSpec;
+
+/** The backend BALORA_BACKEND asks for: "webgpu" (default) or "cpu" (float64, no GPU or Vulkan driver needed). */
+export async function cliBackend(): Promise<T.Backend> {
+  const want = (process.env.BALORA_BACKEND ?? "").trim().toLowerCase();
+  if (want === "cpu") {
+    const cpu = T.cpuBackend();
+    T.setDefaultBackend(cpu);
+    return cpu;
+  }
+  if (want !== "" && want !== "webgpu")
+    throw new CliError(`BALORA_BACKEND=${process.env.BALORA_BACKEND} is not a backend; use cpu or webgpu`);
+  try {
+    return await T.initWebGPU();
+  } catch (e) {
+    if (e instanceof T.DeviceError) throw new CliError(`${e.message.split("\n")[0]} Or set BALORA_BACKEND=cpu to run on the CPU (slower).`);
+    throw e;
+  }
+}
+
+/** Checks that `dir` is a model directory and reads its config.json (cheap: no weights). */
+export async function readModelConfig(dir: string, flag = "--model"): Promise<ModelConfig> {
+  await requireDir(flag, dir, "a model directory (config.json + *.safetensors)");
+  return readConfig(dir);
+}
+
+/** Checks that `dir` is an adapter directory with a valid adapter_config.json (cheap: no weights). */
+export async function checkAdapterDir(dir: string, flag = "--adapter"): Promise<void> {
+  await requireDir(flag, dir, "a peft adapter directory (adapter_config.json + adapter_model.safetensors)");
+  await readAdapterConfig(dir);
+}
+
+export async function loadForCli(modelDir: string, adapterDir?: string): Promise<{ model: LanguageModel; backend: T.Backend }> {
+  const backend = await cliBackend();
   const model = await loadModel(modelDir, { backend });
   if (adapterDir) await loadAdapter(model, adapterDir);
   return { model, backend };
+}
+
+/** The largest storage binding of the backend in bytes (Infinity for the CPU backend). */
+export function bindingLimit(backend: T.Backend): number {
+  if (!(backend instanceof T.WebGPUBackend)) return Number.POSITIVE_INFINITY;
+  return Math.min(backend.limits.maxStorageBufferBindingSize, backend.limits.maxBufferSize);
+}
+
+/**
+ * The most tokens per sequence one forward pass of `cfg` at batch `batch` can take on a device
+ * whose largest binding is `limit` bytes: each f32 activation must fit one binding, the biggest
+ * being the attention scores [B, Hq, T, T] and the widest rows [B, T, max(V, I, Hq·D, H)].
+ */
+export function maxTokens(cfg: ModelConfig, limit: number, batch = 1): { tokens: number; why: string } {
+  if (!Number.isFinite(limit)) return { tokens: Number.POSITIVE_INFINITY, why: "" };
+  const elems = Math.floor(limit / 4 / batch);
+  const byScores = Math.floor(Math.sqrt(elems / cfg.numHeads));
+  const widths: [string, number][] = [
+    [cfg.head === "causal-lm" ? "V" : "labels", cfg.head === "causal-lm" ? cfg.vocabSize : cfg.numLabels],
+    ["I", cfg.intermediateSize],
+    ["Hq·D", cfg.numHeads * cfg.headDim],
+    ["H", cfg.hiddenSize],
+  ];
+  const [name, width] = widths.reduce((a, b) => (b[1] > a[1] ? b : a));
+  const byRows = Math.floor(elems / width);
+  const B = batch > 1 ? "B, " : "";
+  const bytes = `must fit one ${limit}-byte storage binding`;
+  return byScores <= byRows
+    ? { tokens: byScores, why: `the attention scores [${B}Hq=${cfg.numHeads}, T, T] in f32 ${bytes}` }
+    : { tokens: byRows, why: `the activations [${B}T, ${name}=${width}] in f32 ${bytes}` };
+}
+
+/** Refuses a sequence the device cannot hold, in tokens rather than bytes. `what` names it ("the prompt"). */
+export function requireTokensFit(what: string, tokens: number, cfg: ModelConfig, backend: T.Backend, batch = 1, fix = ""): void {
+  const most = maxTokens(cfg, bindingLimit(backend), batch);
+  if (tokens <= most.tokens) return;
+  throw new CliError(
+    `${what} has ${tokens} tokens; this device fits at most ${most.tokens} for this model${batch > 1 ? ` at batch ${batch}` : ""} ` +
+      `(${most.why})${fix ? `; ${fix}` : ""}`,
+  );
 }
 
 /** Files of a model directory that are not weights or config: tokenizer and generation settings. */
@@ -32,34 +115,6 @@ export async function copySideFiles(from: string, to: string): Promise<void> {
       continue;
     }
     await cp(join(from, f), join(to, f));
-  }
-}
-
-/** Refuses to overwrite an existing --out. */
-export async function requireFresh(out: string): Promise<void> {
-  try {
-    await stat(out);
-  } catch {
-    return;
-  }
-  throw new UsageError(`--out ${out} already exists; choose a new directory or remove it first`);
-}
-
-/**
- * Builds a directory under a temporary name beside `out` and renames it into place at the end, so a
- * failure never leaves a partial output.
- */
-export async function buildDirAtomically(out: string, build: (tmp: string) => Promise<void>): Promise<void> {
-  await requireFresh(out);
-  const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  try {
-    await build(tmp);
-    await rename(tmp, out);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
   }
 }
 
