@@ -21,7 +21,12 @@ function fail(msg) {
 // 1. Dependencies. pnpm itself is quick when node_modules already matches the lockfile.
 pnpmCommand();
 log(`pnpm ${pnpmVersion}: installing dependencies from pnpm-lock.yaml`);
-pnpm(["install", "--frozen-lockfile", "--prefer-offline", ...(quiet ? ["--reporter=silent"] : ["--reporter=append-only"])]);
+pnpm([
+  "install",
+  "--frozen-lockfile",
+  "--prefer-offline",
+  ...(quiet ? ["--loglevel=error"] : ["--loglevel=info", "--reporter=append-only"]),
+]);
 
 // 2. Build the packages (turbo caches it), so the `balora` bin works right after set-up.
 log("building packages");

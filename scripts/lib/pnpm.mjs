@@ -32,9 +32,13 @@ export function pnpmCommand() {
   );
 }
 
-/** Runs the pinned pnpm with inherited stdio; exits the process on failure. */
+/**
+ * Runs the pinned pnpm with inherited stdio; exits the process on failure. Its errors always show:
+ * pnpm would otherwise inherit npm's `loglevel=silent` (.npmrc) and drop them.
+ */
 export function pnpm(args, opts = {}) {
   const [cmd, ...pre] = pnpmCommand();
-  const r = spawnSync(cmd, [...pre, ...args], { stdio: "inherit", cwd: repoRoot, ...opts });
+  const level = args.some((a) => a.startsWith("--loglevel")) ? [] : ["--loglevel=error"];
+  const r = spawnSync(cmd, [...pre, ...level, ...args], { stdio: "inherit", cwd: repoRoot, ...opts });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }

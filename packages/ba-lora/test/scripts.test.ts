@@ -1,6 +1,9 @@
 // The repository scripts this package owns: Dawn's warning lines filtered (bin and test logs), no
 // colour codes in piped turbo output, `npm run bench -- --help`, and npm/pnpm errors not silenced.
 import { spawnSync } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -74,16 +77,27 @@ describe("repository scripts", () => {
     expect(`${missing.stdout}${missing.stderr}`).toMatch(/no-such-task/);
   }, 90_000);
 
-  it("npm's errors are printed (.npmrc does not silence them), and pnpm under npm gets loglevel=error", () => {
-    const r = spawnSync("npm", ["run", "no-such-script"], { cwd: root, encoding: "utf8", timeout: 30_000 });
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/Missing script: "no-such-script"/);
-    // pnpm reads npm_config_loglevel; "silent" would make it drop its own errors (e.g. an outdated lockfile)
-    const env = spawnSync("npm", ["exec", "--", "node", "-e", "console.log(process.env.npm_config_loglevel)"], {
-      cwd: root,
-      encoding: "utf8",
-      timeout: 30_000,
-    });
-    expect(env.stdout.trim()).toBe("error");
-  });
+  it("pnpm's errors show although npm is silent: an outdated lockfile is named with the reason", async () => {
+    // A copy of the root manifest whose turbo range no longer matches pnpm-lock.yaml.
+    const dir = await mkdtemp(join(tmpdir(), "balora-lockfile-"));
+    try {
+      for (const f of [".npmrc", "pnpm-lock.yaml", "pnpm-workspace.yaml"]) await cp(join(root, f), join(dir, f));
+      await cp(join(root, "scripts"), join(dir, "scripts"), { recursive: true });
+      const pkg = JSON.parse(await readFile(join(root, "package.json"), "utf8"));
+      pkg.devDependencies.turbo = "^2.0.0-outdated";
+      await writeFile(join(dir, "package.json"), JSON.stringify(pkg));
+      const r = spawnSync("npm", ["run", "lint"], { cwd: dir, encoding: "utf8", timeout: 120_000 });
+      expect(r.status).not.toBe(0);
+      expect(`${r.stdout}${r.stderr}`).toMatch(/ERR_PNPM_OUTDATED_LOCKFILE[\s\S]*turbo/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 150_000);
+
+  it("`npm run <script>` prints no npm banner on stdout (JSON consumers read it as is)", () => {
+    const r = spawnSync("npm", ["run", "bench", "--", "--help"], { cwd: root, encoding: "utf8", timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^usage: npm run bench/);
+    expect(r.stdout).not.toMatch(/^> /m);
+  }, 150_000);
 });

@@ -44,6 +44,8 @@ export interface InjectOptions {
   seed?: number;
   /** Make this adapter the active one (default: true for the first adapter, as peft's get_peft_model). */
   activate?: boolean;
+  /** Called after each layer got its adapter (PiSSA's SVD included), for progress lines. */
+  onLayer?: (path: string, index: number, total: number) => void;
 }
 
 export interface InjectResult {
@@ -89,7 +91,7 @@ export function injectAdapter(model: T.Module, config: Partial<LoraConfig> = {},
     matched[0][1] instanceof LoraLinear
       ? (matched[0][1] as LoraLinear).base_layer.weight.backend
       : (matched[0][1] as T.Linear).weight.backend;
-  for (const [path, m] of matched) {
+  for (const [i, [path, m]] of matched.entries()) {
     let layer: LoraLinear;
     if (m instanceof LoraLinear) layer = m;
     else {
@@ -104,6 +106,7 @@ export function injectAdapter(model: T.Module, config: Partial<LoraConfig> = {},
     layer.adapters.set(name, st);
     if (pissa) pissaInit(layer, st, init as "pissa", opts.seed ?? 0);
     layer.training = model.training;
+    opts.onLayer?.(path, i + 1, matched.length);
   }
   known.set(name, c);
   const activate = opts.activate ?? known.size === 1;

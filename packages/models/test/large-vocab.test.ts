@@ -7,7 +7,7 @@ import * as L from "@balora/lora";
 import { saveCheckpoint, type TensorToWrite } from "@balora/safetensors";
 import * as T from "@balora/tensor";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CausalLM, expectedWeights, loadModel, parseConfig } from "../src/index.js";
+import { type CausalLM, expectedWeights, loadModel, parseConfig } from "../src/index.js";
 import { cpuOnly, getGpu } from "./helpers.js";
 
 const V = 256000;

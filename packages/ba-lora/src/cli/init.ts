@@ -3,7 +3,6 @@
 import { join } from "node:path";
 import { injectAdapter, isTarget, loraConfig, saveAdapter, trainableReport, unloadAdapters } from "@balora/lora";
 import { expectedWeights, type ModelConfig } from "@balora/models";
-import type * as T from "@balora/tensor";
 import { CliError, type FlagSpecs, integer, MAX_SEED, parse, UsageError } from "./args.js";
 import type { Command } from "./main.js";
 import { loadForCli, MODEL_FLAG, readModelConfig, writeModelDir } from "./model.js";
@@ -42,24 +41,6 @@ function selectedLinears(cfg: ModelConfig, target: Target): { path: string; shap
   const c = loraConfig({ target_modules: target });
   if (target === "all-linear") return linears.filter(({ path }) => path.split(".").pop() !== "lm_head");
   return linears.filter(({ path }) => isTarget(c, target, path));
-}
-
-/** Counts PiSSA's per-layer work as injectAdapter wraps each layer (it has no progress hook of its own). */
-function withLayerProgress<R>(model: T.Module, total: number, label: string, fn: () => R): R {
-  const original = model.setSubmodule;
-  const own = Object.hasOwn(model, "setSubmodule");
-  let done = 0;
-  model.setSubmodule = function (this: T.Module, path: string, m: T.Module) {
-    progress(`${label} ${++done}/${total} ${path}`);
-    slowLayer();
-    return original.call(this, path, m);
-  };
-  try {
-    return fn();
-  } finally {
-    if (own) model.setSubmodule = original;
-    else delete (model as { setSubmodule?: unknown }).setSubmodule;
-  }
 }
 
 export const initCommand: Command = {
@@ -113,9 +94,11 @@ export const initCommand: Command = {
       init_lora_weights: init === "lora" ? true : (init as "pissa"),
       base_model_name_or_path: a.model!,
     };
-    const injected = pissa
-      ? withLayerProgress(model, layers.length, init, () => injectAdapter(model, config, { seed }))
-      : injectAdapter(model, config, { seed });
+    const onLayer = (path: string, i: number, total: number) => {
+      progress(`${init} ${i}/${total} ${path}`);
+      slowLayer();
+    };
+    const injected = injectAdapter(model, config, { seed, ...(pissa ? { onLayer } : {}) });
     const report = trainableReport(model).line;
     if (pissa) progress(`writing the residual model and pissa_init/ (${injected.targets.length} layers) to ${a.out}`);
     await writeDirOutput(out, async (tmp) => {

@@ -51,7 +51,8 @@ export function matmulVec4Ok(M: number, N: number, K: number, transA: boolean, _
 /** Uniform fields of every fast kernel, in struct order (see paramsDecl): element strides and offsets. */
 export const FAST_PARAMS = ["M", "N", "K", "batch", "strideA", "strideB", "strideC", "aOff", "bOff", "cOff"] as const;
 /** The u32 fields above, then `alpha` (f32): the backend packs u32 fields before f32 ones. */
-const HEADER = `struct Params { ${FAST_PARAMS.map((f) => `${f}: u32`).join(", ")}, alpha: f32 }\n@group(0) @binding(0) var<uniform> p: Params;`;
+const HEADER =
+  `struct Params { ${FAST_PARAMS.map((f) => `${f}: u32`).join(", ")}, alpha: f32 }\n` + "@group(0) @binding(0) var<uniform> p: Params;";
 
 /** What the store does with an accumulator value `v` at `C[i]`: scale by alpha, add the old C. */
 export interface Epilogue {

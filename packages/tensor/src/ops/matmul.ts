@@ -123,7 +123,10 @@ function plan(op: string, aIn: Tensor, bIn: Tensor, transA: boolean, transB: boo
 function matmulCore(A: Tensor, B: Tensor, out: Tensor, batchShape: number[], M: number, N: number, K: number, e: Epi): void {
   if (out.size === 0) return;
   const b0 = out.backend;
-  if (!isGpu(b0)) return cpuMatmul(A, B, batchShape, M, N, K, cpuData(out), out.offset, e);
+  if (!isGpu(b0)) {
+    cpuMatmul(A, B, batchShape, M, N, K, cpuData(out), out.offset, e);
+    return;
+  }
   const a = asOperand(A, batchShape);
   const b = asOperand(B, batchShape);
   const big = ![a.t, b.t, out].every((t) => fitsBinding(b0, t.storage));
@@ -242,7 +245,9 @@ function genericDispatch(
 ): void {
   const params = { u, f: { alpha } };
   b0.dispatch({
-    key: `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b${batchRank}${alpha !== 1 ? ":alpha" : ""}${accumulate ? ":acc" : ""}`,
+    key:
+      `matmul:${a.t.dtype}${a.trans ? "T" : "N"}:${b.t.dtype}${b.trans ? "T" : "N"}:b${batchRank}` +
+      `${alpha !== 1 ? ":alpha" : ""}${accumulate ? ":acc" : ""}`,
     params,
     inputs: [ab, bb],
     outputs: [cb],
