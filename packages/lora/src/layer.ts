@@ -46,10 +46,11 @@ export class LoraLinear extends T.Module {
     if (this.disabled) return y;
     const running = this.active.filter((n) => !this.merged.includes(n));
     if (running.length === 0) return y;
+    // Every intermediate is disposed here: the graph keeps what backward needs.
     return T.withProfileTag("lora", () => {
-      const lead = x.shape.slice(0, -1);
       const x2 = T.reshape(x, [-1, this.inFeatures]);
-      let out = y;
+      let out = T.reshape(y, [-1, this.outFeatures]);
+      y.dispose();
       for (const name of running) {
         const st = this.adapters.get(name)!;
         const params = this.useInitial ? st.initial : st.params;
@@ -57,16 +58,29 @@ export class LoraLinear extends T.Module {
         const drop = this.training && !this.useInitial && st.dropout > 0;
         const xd = drop ? T.dropout(x2, st.dropout, { seed: this.seed, step: this.dropoutDraw, stream: `${this.path}/${name}` }) : x2;
         let baseNoBias: T.Tensor | null = null;
-        const delta = st.variant.forward({
+        const ctx = {
           x: xd,
           weight: this.base_layer.weight,
           state: st,
           params,
           baseNoBias: () => (baseNoBias ??= T.matmul(xd, this.base_layer.weight, { transB: true })),
-        });
-        out = T.add(out, T.reshape(delta, [...lead, this.outFeatures]));
+        };
+        let next: T.Tensor;
+        if (st.variant.forwardAdd) next = st.variant.forwardAdd(ctx, out);
+        else {
+          const delta = st.variant.forward(ctx);
+          next = T.add(out, delta);
+          delta.dispose();
+        }
+        (baseNoBias as T.Tensor | null)?.dispose();
+        if (xd !== x2) xd.dispose();
+        out.dispose();
+        out = next;
       }
-      return out;
+      x2.dispose();
+      const shaped = T.reshape(out, [...x.shape.slice(0, -1), this.outFeatures]);
+      out.dispose();
+      return shaped;
     });
   }
 

@@ -55,6 +55,11 @@ export interface AdapterVariant {
   reinit?(state: AdapterState, weight: Tensor): void;
   /** What this adapter adds to the base layer's output, [N, out]. */
   forward(ctx: ForwardContext): Tensor;
+  /**
+   * Optional fused form: the base output `y` [N, out] plus this adapter's delta, where `y` may be
+   * consumed (its storage reused, e.g. by `addmm(y, …, { donate: true })`). Preferred when present.
+   */
+  forwardAdd?(ctx: ForwardContext, y: Tensor): Tensor;
   /** The merged weight (f32) for base weight `w` (f32). */
   merge(w: Tensor, state: AdapterState): Tensor;
   /** The base weight (f32) back from a merged one. */

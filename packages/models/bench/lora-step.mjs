@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { injectAdapter } from "@balora/lora";
 import * as T from "@balora/tensor";
-import { buildModel, parseConfig } from "../dist/index.js";
+import { buildModel, parseConfig, supervisedRows } from "../dist/index.js";
 
 const args = process.argv.slice(2);
 if (args.includes("--help")) {
@@ -69,10 +69,13 @@ async function balora(name, c) {
   const labelValues = new Int32Array(c.batch * c.seq);
   const idv = await ids.data();
   for (let i = 0; i < labelValues.length; i++) labelValues[i] = i % c.seq < c.seq / 2 ? -100 : idv[i];
-  const labels = T.tensor(labelValues, [c.batch, c.seq], { backend });
+  // The trainer's step: only supervised positions go through the LM head and the loss.
+  const sup = supervisedRows(labelValues, c.batch, c.seq);
+  const rows = T.tensor(sup.rows, [sup.rows.length], { backend });
+  const targets = T.tensor(sup.targets, [sup.targets.length], { backend });
   const step = async () => {
     const loss = T.tidy(() => {
-      const l = model.loss(model.forward(ids), labels);
+      const l = T.crossEntropy(model.forward(ids, { rows }), targets);
       T.backward(l);
       return l;
     });
@@ -87,6 +90,7 @@ async function balora(name, c) {
   await step(); // compile pipelines, create optimizer state
   await backend.sync();
   backend.resetPeak();
+  const counters0 = { ...backend.counters };
   const times = [];
   for (let s = 0; s < steps; s++) {
     const t0 = performance.now();
@@ -94,6 +98,8 @@ async function balora(name, c) {
     times.push((performance.now() - t0) / 1000);
   }
   const peak = backend.memory().peakBytes;
+  const perStep = (k) => (backend.counters[k] - counters0[k]) / steps;
+  const counted = { dispatches_per_step: perStep("dispatches"), bind_groups_per_step: perStep("bindGroupsCreated") };
   times.sort((a, b) => a - b);
   const stepS = times[Math.floor(times.length / 2)];
   const row = { bench: "lora-step", config: name, hidden: c.hidden, layers: c.layers, vocab: c.vocab, tokens: c.batch * c.seq };
@@ -116,12 +122,28 @@ async function balora(name, c) {
     const top = Object.entries(byOp)
       .sort((a, b) => b[1].ns - a[1].ns)
       .slice(0, 25);
+    if (args.includes("--kernels")) {
+      const byKey = {};
+      for (const e of entries) {
+        const k = `${e.tag ? `${e.tag}/` : ""}${e.key}`;
+        byKey[k] ??= { ns: 0, n: 0, flops: 0 };
+        byKey[k].ns += e.ns;
+        byKey[k].n++;
+        byKey[k].flops += e.flops ?? 0;
+      }
+      for (const [k, v] of Object.entries(byKey)
+        .sort((a, b) => b[1].ns - a[1].ns)
+        .slice(0, 30))
+        progress(
+          `${k.padEnd(48)} ${(v.ns / 1e6).toFixed(1).padStart(8)} ms ${String(v.n).padStart(4)}× ${v.flops ? `${(v.flops / v.ns).toFixed(1)} GFLOP/s` : ""}`,
+        );
+    }
     for (const [k, v] of top)
       progress(
         `${k.padEnd(36)} ${(v.ns / 1e6).toFixed(1).padStart(8)} ms ${String(v.n).padStart(5)}× ${((100 * v.ns) / total).toFixed(1)}%`,
       );
   }
-  for (const t of [ids, labels]) t.dispose();
+  for (const t of [ids, rows, targets]) t.dispose();
   opt.dispose();
   model.dispose();
   return {
@@ -130,6 +152,7 @@ async function balora(name, c) {
     step_s: stepS,
     tokens_per_s: (c.batch * c.seq) / stepS,
     peak_mb: peak / 2 ** 20,
+    ...counted,
     ...shares,
     adapter: backend.description,
   };

@@ -21,6 +21,7 @@ export {
   MLP,
   SequenceClassifier,
   type ForwardOptions,
+  supervisedRows,
   type KVCache,
   type LanguageModel,
   type LinearLike,

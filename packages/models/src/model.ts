@@ -29,6 +29,30 @@ export interface ForwardOptions {
   positions?: Tensor;
   /** Grown in place with this call's keys and values. */
   cache?: KVCache;
+  /**
+   * Only these positions (flattened b·T + t, i32) get logits: [rows, V] instead of [B, T, V]. A
+   * training step passes the supervised positions (see `supervisedRows`) and skips the LM head on
+   * the rest (prompt and padding rows). Causal LMs only.
+   */
+  rows?: Tensor;
+}
+
+/**
+ * Flattened positions b·T + t whose logit is supervised (labels[b][t + 1] != -100, the causal shift),
+ * computed on the host from the labels the caller built; with their targets (the next labels).
+ */
+export function supervisedRows(labels: Int32Array, B: number, T_: number, ignoreIndex = -100): { rows: Int32Array; targets: Int32Array } {
+  const rows: number[] = [];
+  const targets: number[] = [];
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t + 1 < T_; t++) {
+      const y = labels[b * T_ + t + 1];
+      if (y !== ignoreIndex) {
+        rows.push(b * T_ + t);
+        targets.push(y);
+      }
+    }
+  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets) };
 }
 
 export function emptyCache(numLayers: number): KVCache {
@@ -75,11 +99,20 @@ export class Attention extends T.Module {
 
   forward(x: Tensor, s: Step): Tensor {
     const { numHeads: Hq, numKvHeads: Hkv, headDim: D } = this.cfg;
+    // [B, T, n·D] → [B, n, T, D]; RoPE writes that layout itself, v needs one transposing copy.
     const heads = (proj: LinearLike, n: number, rotate: boolean) => {
       const flat = proj.forward(x);
       const split = T.reshape(flat, [s.B, s.T, n, D]);
-      const rot = rotate ? T.rope(split, s.invFreq, s.positions ? { positions: s.positions } : { offset: s.past }) : split;
-      return T.contiguous(T.transpose(rot, 1, 2)); // [B, n, T, D]
+      flat.dispose();
+      let out: Tensor;
+      if (rotate) out = T.rope(split, s.invFreq, { ...(s.positions ? { positions: s.positions } : { offset: s.past }), outLayout: "bhtd" });
+      else {
+        const t = T.transpose(split, 1, 2);
+        out = T.contiguous(t);
+        t.dispose();
+      }
+      split.dispose();
+      return out;
     };
     const q = heads(this.q_proj, Hq, true);
     let k = heads(this.k_proj, Hkv, true);
@@ -89,13 +122,12 @@ export class Attention extends T.Module {
       const pk = c.keys[this.layerIdx];
       const pv = c.values[this.layerIdx];
       if (pk && pv) {
-        k = T.concat([pk, k], 2);
-        v = T.concat([pv, v], 2);
-        pk.dispose();
-        pv.dispose();
+        const [k2, v2] = [T.concat([pk, k], 2), T.concat([pv, v], 2)];
+        for (const t of [pk, pv, k, v]) t.dispose();
+        [k, v] = [k2, v2];
       }
-      c.keys[this.layerIdx] = T.keep(k);
-      c.values[this.layerIdx] = T.keep(v);
+      c.keys[this.layerIdx] = T.keep(T.identity(k));
+      c.values[this.layerIdx] = T.keep(T.identity(v));
     }
     const o = T.attention(q, k, v, {
       scale: this.cfg.attnScale,
@@ -104,8 +136,13 @@ export class Attention extends T.Module {
       keyMask: s.keyMask ?? undefined,
       queryOffset: s.past,
     });
-    const merged = T.reshape(T.transpose(o, 1, 2), [s.B, s.T, Hq * D]);
-    return this.o_proj.forward(merged);
+    for (const t of [q, k, v]) t.dispose();
+    const ot = T.transpose(o, 1, 2);
+    const merged = T.reshape(ot, [s.B, s.T, Hq * D]);
+    for (const t of [o, ot]) t.dispose();
+    const y = this.o_proj.forward(merged);
+    merged.dispose();
+    return y;
   }
 }
 
@@ -127,8 +164,13 @@ export class MLP extends T.Module {
 
   forward(x: Tensor): Tensor {
     const g = this.gate_proj.forward(x);
-    const act = this.cfg.activation === "silu" ? T.silu(g) : this.cfg.activation === "gelu_tanh" ? T.gelu(g) : T.geluExact(g);
-    return this.down_proj.forward(T.mul(act, this.up_proj.forward(x)));
+    const u = this.up_proj.forward(x);
+    const act = this.cfg.activation === "silu" ? "silu" : this.cfg.activation === "gelu_tanh" ? "gelu" : "geluExact";
+    const m = T.gated(act, g, u);
+    for (const t of [g, u]) t.dispose();
+    const y = this.down_proj.forward(m);
+    m.dispose();
+    return y;
   }
 }
 
@@ -161,14 +203,27 @@ export class DecoderLayer extends T.Module {
   }
 
   forward(h: Tensor, s: Step): Tensor {
-    let a = this.self_attn.forward(this.input_layernorm.forward(h), s);
+    const n1 = this.input_layernorm.forward(h);
+    let a = this.self_attn.forward(n1, s);
+    n1.dispose();
     // Gemma 2 normalises the attention output; LLaMA's post_attention_layernorm is the MLP's input norm.
-    if (this.cfg.sandwichNorms) a = this.post_attention_layernorm.forward(a);
+    if (this.cfg.sandwichNorms) a = this.thenDispose(a, this.post_attention_layernorm.forward(a));
     const h1 = T.add(h, a);
+    a.dispose();
     const pre = this.cfg.sandwichNorms ? this.pre_feedforward_layernorm! : this.post_attention_layernorm;
-    let m = this.mlp.forward(pre.forward(h1));
-    if (this.post_feedforward_layernorm) m = this.post_feedforward_layernorm.forward(m);
-    return T.add(h1, m);
+    const n2 = pre.forward(h1);
+    let m = this.mlp.forward(n2);
+    n2.dispose();
+    if (this.post_feedforward_layernorm) m = this.thenDispose(m, this.post_feedforward_layernorm.forward(m));
+    const out = T.add(h1, m);
+    for (const t of [h1, m]) t.dispose();
+    return out;
+  }
+
+  /** Returns `next` after disposing `prev` (a layer's intermediate the graph holds if it needs it). */
+  private thenDispose(prev: Tensor, next: Tensor): Tensor {
+    prev.dispose();
+    return next;
   }
 }
 
@@ -215,11 +270,20 @@ export class DecoderModel extends T.Module {
       // HF: hidden * torch.tensor(√H, dtype=activation dtype); the activation dtype is the weights'.
       const w = this.embed_tokens.weight.dtype;
       const scale = T.roundValues(w === "i32" ? "f32" : w, [Math.sqrt(this.cfg.hiddenSize)])[0];
-      h = T.mul(h, scale);
+      const scaled = T.mul(h, scale);
+      h.dispose();
+      h = scaled;
     }
-    for (const layer of this.layers) h = layer.forward(h, s);
+    for (const layer of this.layers) {
+      const next = layer.forward(h, s);
+      h.dispose();
+      h = next;
+    }
     if (cache) cache.length = past + Tn;
-    return this.norm.forward(h);
+    const out = this.norm.forward(h);
+    h.dispose();
+    if (keyMask && keyMask !== opts.attentionMask) keyMask.dispose();
+    return out;
   }
 }
 
@@ -251,10 +315,23 @@ export class CausalLM extends WithDecoder {
   }
 
   forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
-    const h = this.model.forward(ids, opts);
+    let h = this.model.forward(ids, opts);
+    if (opts.rows) {
+      // Only the requested positions go through the LM head: gather their hidden states first.
+      const flat = T.reshape(h, [-1, this.config.hiddenSize]);
+      const picked = T.embedding(flat, opts.rows);
+      for (const t of [flat, h]) t.dispose();
+      h = picked;
+    }
     const logits = this.lm_head.forward(h);
+    h.dispose();
     const cap = this.config.finalSoftcap;
-    return cap > 0 ? T.mul(T.tanh(T.mul(logits, 1 / cap)), cap) : logits;
+    if (!(cap > 0)) return logits;
+    const scaled = T.mul(logits, 1 / cap);
+    const th = T.tanh(scaled);
+    const capped = T.mul(th, cap);
+    for (const t of [logits, scaled, th]) t.dispose();
+    return capped;
   }
 
   /**
@@ -280,19 +357,24 @@ export class SequenceClassifier extends WithDecoder {
 
   forward(ids: Tensor, opts: ForwardOptions = {}): Tensor {
     const h = this.model.forward(ids, opts);
-    const [B, Tn, H] = h.shape;
-    // HF: last index whose token is not pad_token_id (the last position when there is no pad id).
-    const pad = this.config.padTokenId;
-    const pos = T.arange(0, Tn, 1, { backend: ids.backend });
-    const weighted = pad === null ? T.expand(pos, [B, Tn]) : T.mul(T.ne(T.cast(ids, "f32"), pad), pos);
-    const last = T.cast(T.add(T.cast(T.argmax(weighted), "f32"), T.arange(0, B * Tn, Tn, { backend: ids.backend })), "i32");
-    const pooled = T.embedding(T.reshape(h, [B * Tn, H]), last);
-    return this.score.forward(pooled);
+    const pooled = T.tidy(() => {
+      const [B, Tn, H] = h.shape;
+      // HF: last index whose token is not pad_token_id (the last position when there is no pad id).
+      const pad = this.config.padTokenId;
+      const pos = T.arange(0, Tn, 1, { backend: ids.backend });
+      const weighted = pad === null ? T.expand(pos, [B, Tn]) : T.mul(T.ne(T.cast(ids, "f32"), pad), pos);
+      const last = T.cast(T.add(T.cast(T.argmax(weighted), "f32"), T.arange(0, B * Tn, Tn, { backend: ids.backend })), "i32");
+      return T.embedding(T.reshape(h, [B * Tn, H]), last);
+    });
+    h.dispose();
+    const logits = this.score.forward(pooled);
+    pooled.dispose();
+    return logits;
   }
 
   /** Cross-entropy over classes (num_labels > 1) or MSE (num_labels = 1), as HF. */
   loss(logits: Tensor, labels: Tensor): Tensor {
-    if (this.config.numLabels === 1) return T.mean(T.square(T.sub(T.reshape(logits, [-1]), T.cast(labels, "f32"))));
+    if (this.config.numLabels === 1) return T.tidy(() => T.mean(T.square(T.sub(T.reshape(logits, [-1]), T.cast(labels, "f32")))));
     return T.crossEntropy(logits, labels);
   }
 }

@@ -65,6 +65,8 @@ export {
   div,
   eq,
   exp,
+  type GateActivation,
+  gated,
   ge,
   gelu,
   geluExact,
@@ -91,7 +93,7 @@ export {
   where,
 } from "./ops/elementwise.js";
 export { embedding } from "./ops/embedding.js";
-export { type MatmulOptions, matmul } from "./ops/matmul.js";
+export { type AddmmOptions, addmm, type MatmulOptions, matmul } from "./ops/matmul.js";
 export {
   concat,
   contiguous,

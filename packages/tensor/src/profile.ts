@@ -20,6 +20,8 @@ export function withProfileTag<T>(tag: string | null, fn: () => T): T {
 /** One timed dispatch: the kernel's key (up to its first ':'), its tag, GPU nanoseconds and FLOPs when known. */
 export interface ProfileEntry {
   op: string;
+  /** The pipeline key (the kernel variant), without an elementwise op's expression. */
+  key: string;
   tag: string | null;
   ns: number;
   flops?: number;

@@ -157,3 +157,13 @@ describe("16-bit storage", () => {
     }
   });
 });
+
+describe("gated activations (SwiGLU, GeGLU)", () => {
+  it("act(gate)·up equals the composed ops, with both gradients, on the oracle and by finite differences", async () => {
+    for (const act of ["silu", "gelu", "geluExact"] as const) {
+      await checkOp(`gated ${act}`, (g, u) => T.gated(act, g, u), [{ shape: [7, 9], low: -4, high: 4 }, { shape: [7, 9] }]);
+      const fn = act === "silu" ? T.silu : act === "gelu" ? T.gelu : T.geluExact;
+      await checkOp(`composed ${act}`, (g, u) => T.mul(fn(g), u), [{ shape: [7, 9], low: -4, high: 4 }, { shape: [7, 9] }]);
+    }
+  });
+});

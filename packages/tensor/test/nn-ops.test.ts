@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as T from "../src/index.js";
-import { checkOp, cpu, expectClose, getGpu, cpuOnly } from "./helpers.js";
+import { checkOp, cpu, cpuOnly, expectClose, getGpu, testBackend } from "./helpers.js";
 
 describe("matmul", () => {
   const cases: [string, number[], number[], T.MatmulOptions][] = [
@@ -124,6 +124,24 @@ describe("rope", () => {
       { shape: [D / 2], values: invFreq(D), grad: false },
       { shape: [2, 4], dtype: "i32", values: [0, 0, 1, 2, 5, 6, 7, 8] },
     ]);
+  });
+  it("writes the other layout directly (outLayout), equal to rope then transpose, with the gradient coming back", async () => {
+    const D = 6;
+    await checkOp("rope bthd→bhtd", (x, f) => T.rope(x, f, { outLayout: "bhtd", offset: 3 }), [
+      { shape: [2, 5, 3, D] },
+      { shape: [D / 2], values: invFreq(D), grad: false },
+    ]);
+    await checkOp("rope then transpose", (x, f) => T.contiguous(T.transpose(T.rope(x, f, { offset: 3 }), 1, 2)), [
+      { shape: [2, 5, 3, D] },
+      { shape: [D / 2], values: invFreq(D), grad: false },
+    ]);
+    const b = await testBackend();
+    const x = T.randn([2, 5, 3, D], { backend: b, seed: 4 });
+    const f = T.tensor(invFreq(D), [D / 2], { backend: b });
+    const direct = T.rope(x, f, { outLayout: "bhtd" });
+    const viaCopy = T.contiguous(T.transpose(T.rope(x, f), 1, 2));
+    expect(direct.shape).toEqual([2, 3, 5, D]);
+    expect(Array.from(await direct.data())).toEqual(Array.from(await viaCopy.data()));
   });
   it("is accurate at large positions (angle range reduction)", async () => {
     const D = 8;

@@ -29,11 +29,13 @@ export const doraVariant: AdapterVariant = {
     state.params[M] = magnitude(w, state.scaling, state.params);
   },
   forward({ x, baseNoBias, weight, state, params }) {
-    const n = weightNorm(weight, state.scaling, params);
-    const scale = T.div(params[M], n); // gradient reaches m only
-    const base = baseNoBias();
-    const lora = T.mul(loraPath(x, params), state.scaling);
-    return T.add(T.mul(T.sub(scale, 1), base), T.mul(scale, lora));
+    return T.tidy(() => {
+      const n = weightNorm(weight, state.scaling, params);
+      const scale = T.div(params[M], n); // gradient reaches m only
+      const base = baseNoBias();
+      const lora = T.mul(loraPath(x, params), state.scaling);
+      return T.add(T.mul(T.sub(scale, 1), base), T.mul(scale, lora));
+    });
   },
   merge(w, state) {
     return T.tidy(() => {

@@ -45,7 +45,14 @@ export const loraVariant: AdapterVariant = {
     return { [A]: a, [B]: b };
   },
   forward({ x, state, params }) {
-    return T.mul(loraPath(x, params), state.scaling);
+    return T.tidy(() => T.mul(loraPath(x, params), state.scaling));
+  },
+  // y + s·(x·Aᵀ)·Bᵀ: the scale rides on the rank-r product and the add in the matmul's store.
+  forwardAdd({ x, state, params }, y) {
+    const u = T.matmul(x, params[A], { transB: true });
+    const out = T.addmm(y, u, params[B], { transB: true, alpha: state.scaling, donate: true });
+    u.dispose();
+    return out;
   },
   merge(w, state) {
     const d = deltaWeight(state.scaling, state.params);

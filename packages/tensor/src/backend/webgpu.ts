@@ -6,7 +6,7 @@ import { bytesPerElement, storageBytes } from "../dtype.js";
 import { DeviceError, IndexError } from "../errors.js";
 import type { Binding, Dispatch, GpuBackend, GpuLimits, MemoryStats, Params, Storage } from "./backend.js";
 import { type ProfileEntry, profileTag } from "../profile.js";
-import { grid1d } from "./wgsl.js";
+import { grid1d, hoistDirectives } from "./wgsl.js";
 
 export class GpuStorage implements Storage {
   refs = 0;
@@ -156,7 +156,7 @@ export class WebGPUBackend implements GpuBackend {
           "use a GPU with larger buffers (or keep the weights in 16-bit)",
       );
     const cap = Math.min(bucketBytes(bytes), Math.max(bytes, max - (max % 4)));
-    let buffer = this.pool.get(cap)?.pop();
+    let buffer = this.takePooled(cap);
     if (buffer) this.pooledBytes -= cap;
     else {
       buffer = this.device.createBuffer({ size: cap, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
@@ -201,6 +201,20 @@ export class WebGPUBackend implements GpuBackend {
     // A pending command may still read this buffer: it becomes reusable only after that submit.
     if (this.encoder) this.pendingRelease.push(s.buffer);
     else this.toPool(s.buffer);
+  }
+
+  /**
+   * The free buffer of this size with the lowest id: the choice depends only on which buffers are
+   * free, not on the order they came back, so a repeated step gets the same buffers and its bind
+   * groups come from the cache.
+   */
+  private takePooled(size: number): GPUBuffer | undefined {
+    const list = this.pool.get(size);
+    if (!list?.length) return undefined;
+    let best = 0;
+    for (let i = 1; i < list.length; i++) if (this.bufferIds.get(list[i])! < this.bufferIds.get(list[best])!) best = i;
+    const [b] = list.splice(best, 1);
+    return b;
   }
 
   private toPool(b: GPUBuffer): void {
@@ -286,7 +300,7 @@ export class WebGPUBackend implements GpuBackend {
       layout = { bgl, pipelineLayout: this.device.createPipelineLayout({ bindGroupLayouts: [bgl] }), key: layoutKey };
       this.layouts.set(layoutKey, layout);
     }
-    const code = d.wgsl();
+    const code = hoistDirectives(d.wgsl());
     if (debug && process.env.BALORA_DEBUG === "2") console.error(`[balora] compile ${d.key}\n${code}`);
     const module = this.device.createShaderModule({ code, label: d.key });
     const pipeline = this.device.createComputePipeline({
@@ -560,7 +574,13 @@ export class WebGPUBackend implements GpuBackend {
     }
     const r = read;
     const record = this.profiled;
-    const entry0: ProfileEntry = { op: d.key.split(":")[0], tag: profileTag(), ns: 0, ...(d.flops ? { flops: d.flops } : {}) };
+    const entry0: ProfileEntry = {
+      op: d.key.split(":")[0],
+      key: d.key.split("|")[0],
+      tag: profileTag(),
+      ns: 0,
+      ...(d.flops ? { flops: d.flops } : {}),
+    };
     record?.entries.push(entry0);
     const done = r.mapAsync(GPUMapMode.READ).then(() => {
       const t = new BigUint64Array(r.getMappedRange());

@@ -33,3 +33,13 @@ export const LINEAR_WG = "(wid.x + wid.y * nwg.x)";
 export const reportWgsl = (binding: number) => `@group(0) @binding(${binding}) var<storage, read_write> err: array<atomic<i32>>;
 fn report(code: u32, value: i32) { atomicMax(&err[0], i32(code)); atomicStore(&err[1], value); }
 `;
+
+/** WGSL with every `enable …;` directive moved to the top (helper snippets may bring their own). */
+export function hoistDirectives(code: string): string {
+  const directives = new Set<string>();
+  const rest = code.replace(/^\s*enable\s+[\w\s,]+;\s*$/gm, (m) => {
+    directives.add(m.trim());
+    return "";
+  });
+  return directives.size ? `${[...directives].join("\n")}\n${rest}` : code;
+}

@@ -16,8 +16,7 @@ import {
   requireF32,
   rowMaxSumExp,
   rowMaxSumExpWgsl,
-  rowWorkgroup,
-  wgReduceLib,
+  rowLanes,
 } from "./kernel.js";
 import { matmul } from "./matmul.js";
 import { reshape } from "./movement.js";
@@ -95,16 +94,17 @@ function maskedSoftmaxForward(x: Tensor, m: MaskSpec): Tensor {
   const b = x.backend;
   if (rows === 0) return y;
   if (isGpu(b)) {
-    const wg = rowWorkgroup(m.S);
+    const lanes = rowLanes(b, m.S);
+    const wg = lanes.wg;
     const params = maskParams(m, rows);
     b.dispatch({
-      key: `attn_softmax:${maskKey(m)}:${wg}`,
+      key: `attn_softmax:${maskKey(m)}:${lanes.key}`,
       params,
       inputs: [x.storage, ...(m.keyMask ? [m.keyMask.storage] : [])],
       outputs: [y.storage],
       grid: rows,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${m.keyMask ? inputDecl(2, "km", m.keyMask.dtype) : ""}
-${outputDecl(m.keyMask ? 3 : 2, "y")}${wgReduceLib(wg)}${visibleWgsl(m)}
+${outputDecl(m.keyMask ? 3 : 2, "y")}${lanes.lib}${visibleWgsl(m)}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }
@@ -139,16 +139,17 @@ function maskedSoftmaxBackward(x: Tensor, y: Tensor, g: Tensor, m: MaskSpec): Te
   const dx = emptyTensor(x.backend, x.shape);
   const b = x.backend;
   if (isGpu(b)) {
-    const wg = rowWorkgroup(m.S);
+    const lanes = rowLanes(b, m.S);
+    const wg = lanes.wg;
     const params = maskParams(m, rows, { go: gc.offset });
     b.dispatch({
-      key: `attn_softmax_grad:${m.softcap > 0 ? "s" : ""}:${wg}`,
+      key: `attn_softmax_grad:${m.softcap > 0 ? "s" : ""}:${lanes.key}`,
       params,
       inputs: [x.storage, y.storage, gc.storage],
       outputs: [dx.storage],
       grid: rows,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", "f32")}${inputDecl(2, "y", "f32")}${inputDecl(3, "g", "f32")}
-${outputDecl(4, "dx")}${wgReduceLib(wg)}
+${outputDecl(4, "dx")}${lanes.lib}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }

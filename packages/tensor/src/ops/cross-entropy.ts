@@ -23,8 +23,7 @@ import {
   rowMaxSumExpWgsl,
   rowRuns,
   reshaped,
-  rowWorkgroup,
-  wgReduceLib,
+  rowLanes,
 } from "./kernel.js";
 import { concat, slice } from "./movement.js";
 import { reduceRaw, sum } from "./reduce.js";
@@ -54,7 +53,8 @@ function forwardRaw(x: Tensor, labels: Tensor, ignore: number): RowsOut {
   const valid = emptyTensor(b, [N]);
   if (N === 0) return { loss, lse, valid };
   if (isGpu(b)) {
-    const wg = rowWorkgroup(V);
+    const lanes = rowLanes(b, V);
+    const wg = lanes.wg;
     const { code, err } = b.validation(
       `crossEntropy: a label is out of range [0, ${V}) and not ignoreIndex ${ignore} (logits ${fmtShape(x.shape)})`,
     );
@@ -62,13 +62,13 @@ function forwardRaw(x: Tensor, labels: Tensor, ignore: number): RowsOut {
       const xs = bindSpan(b, x.storage, x.offset + r0 * V, (r1 - r0) * V);
       const params = { u: { N: r1 - r0, V, r0, xo: xs.base, lo: labels.offset + r0, code }, i: { ign: ignore } };
       b.dispatch({
-        key: `xent:${x.dtype}:${wg}`,
+        key: `xent:${x.dtype}:${lanes.key}`,
         params,
         inputs: [xs.binding, labels.storage],
         outputs: [loss.storage, lse.storage, valid.storage, err],
         grid: r1 - r0,
         wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "lab", "i32")}
-${outputDecl(3, "loss")}${outputDecl(4, "lse")}${outputDecl(5, "valid")}${reportWgsl(6)}${wgReduceLib(wg)}
+${outputDecl(3, "loss")}${outputDecl(4, "lse")}${outputDecl(5, "valid")}${reportWgsl(6)}${lanes.lib}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.N) { return; }
@@ -113,13 +113,14 @@ function backwardRaw(x: Tensor, labels: Tensor, lse: Tensor, valid: Tensor, gIn:
   const dx = emptyTensor(x.backend, x.shape);
   const b = x.backend;
   if (isGpu(b)) {
-    const wg = rowWorkgroup(V);
+    const lanes = rowLanes(b, V);
+    const wg = lanes.wg;
     for (const [r0, r1] of rowRuns(b, N, V * 4, [x.storage, dx.storage])) {
       const n = (r1 - r0) * V;
       const [xs, ds] = [bindSpan(b, x.storage, x.offset + r0 * V, n), bindSpan(b, dx.storage, r0 * V, n)];
       const params = { u: { N: r1 - r0, V, r0, xo: xs.base, dxo: ds.base, lo: labels.offset + r0, go: g.offset + r0 } };
       b.dispatch({
-        key: `xent_grad:${x.dtype}:${wg}`,
+        key: `xent_grad:${x.dtype}:${lanes.key}`,
         params,
         inputs: [xs.binding, labels.storage, lse.storage, valid.storage, g.storage],
         outputs: [ds.binding],

@@ -7,7 +7,6 @@ import {
   bindSpan,
   cpuData,
   dimParams,
-  groups,
   inputDecl,
   isGpu,
   LINEAR_WG,
@@ -20,6 +19,11 @@ import {
 
 export type Arg = Tensor | number;
 const WG = 64;
+/**
+ * Elements per invocation on large tensors on software adapters (lavapipe: fewer, fuller workgroups
+ * ran an add 2-3× faster); GPUs keep one element per invocation, they need the parallelism.
+ */
+const PER_LANE = 16;
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_C = 0.044715;
 
@@ -119,14 +123,15 @@ export function mapElementwise(
     });
     return `${paramsDecl(paramsOf(0, out.size, 0))}${decls}${outputDecl(bind, "out", outDtype === "i32" ? "i32" : "f32")}${WGSL_LIB}
 ${MAIN(WG)} {
-  let li = ${LINEAR_WG} * ${WG}u + lid.x;
-  if (li >= p.n) { return; }
+  // Grid-stride loop: neighbouring lanes touch neighbouring elements on every iteration.
+  for (var li = ${LINEAR_WG} * ${WG}u + lid.x; li < p.n; li += p.stride) {
   let i = p.e0 + li;
 ${body}  out[p.oo + li] = ${store};
+  }
 }`;
   };
   function paramsOf(first: number, n: number, outBase: number, bases: number[] = []) {
-    const u: Record<string, number> = { n, e0: first, oo: outBase };
+    const u: Record<string, number> = { n, stride: groupsFor(n) * WG, e0: first, oo: outBase };
     const f: Record<string, number> = {};
     let ti = 0;
     args.forEach((a, k) => {
@@ -143,6 +148,8 @@ ${body}  out[p.oo + li] = ${store};
   }
   // Arguments read at the output index run in windows that fit one binding (one run when all fit);
   // strided ones are bound whole (the backend refuses them, by name, above the binding limit).
+  const perLane = b.traits.software ? PER_LANE : 1;
+  const groupsFor = (n: number): number => Math.ceil(n / (WG * (n >= WG * perLane * 64 ? perLane : 1)));
   const limit = b.limits.maxStorageBufferBindingSize;
   const big = [out, ...tensors].some((x) => storageBytes(x.storage.numel, x.storage.dtype) > limit);
   const run = big ? Math.floor((limit - 1024) / 4 / WG) * WG : out.size;
@@ -162,7 +169,7 @@ ${body}  out[p.oo + li] = ${store};
       ),
       inputs: windows.map((w) => w.binding),
       outputs: [o.binding],
-      grid: groups(n, WG),
+      grid: groupsFor(n),
       wgsl,
     });
   }

@@ -88,7 +88,13 @@ export const UNARY = {
 
 export type UnaryOp = keyof typeof UNARY;
 
-/** Applies a unary op from the table, with its gradient (which reads x and y = f(x)). */
+/** Which of x and y = f(x) a gradient expression reads (the graph saves only those). */
+function gradReads(gw: NonNullable<UnaryDef["gradWgsl"]>): { x: boolean; y: boolean } {
+  const probe = gw("__x", "__y", "__g");
+  return { x: probe.includes("__x"), y: probe.includes("__y") };
+}
+
+/** Applies a unary op from the table, with its gradient (saving only the x or y it reads). */
 export function unary(op: UnaryOp, x: Tensor): Tensor {
   requireFloat(op, x);
   const def: UnaryDef = UNARY[op];
@@ -96,10 +102,19 @@ export function unary(op: UnaryOp, x: Tensor): Tensor {
   const gw = def.gradWgsl;
   const gc = def.gradCpu;
   if (!gw || !gc) return y;
-  return record(y, op, [x], (g, _needs, [xs, ys]) => [mapElementwise(`${op}_grad`, [xs, ys, g], ([xv, yv, gv]) => gw(xv, yv, gv), gc)], [
-    x,
+  const reads = gradReads(gw);
+  const saved = [...(reads.x ? [x] : []), ...(reads.y ? [y] : [])];
+  return record(
     y,
-  ]);
+    op,
+    [x],
+    (g, _needs, held) => {
+      const xs = reads.x ? held[0] : g;
+      const ys = reads.y ? held[reads.x ? 1 : 0] : g;
+      return [mapElementwise(`${op}_grad`, [xs, ys, g], ([xv, yv, gv]) => gw(xv, yv, gv), gc)];
+    },
+    saved,
+  );
 }
 
 export const neg = (x: Tensor) => unary("neg", x);
@@ -119,6 +134,50 @@ export const relu = (x: Tensor) => unary("relu", x);
 export const square = (x: Tensor) => unary("square", x);
 export const sin = (x: Tensor) => unary("sin", x);
 export const cos = (x: Tensor) => unary("cos", x);
+
+/** Activations a gated MLP can use: act(gate)·up. */
+export type GateActivation = "silu" | "gelu" | "geluExact";
+
+/**
+ * act(gate)·up in one kernel, as LLaMA's SwiGLU (silu) and Gemma's GeGLU (gelu) use it. Saves only
+ * gate and up (the activation is recomputed in backward): d gate = g·up·act′(gate), d up = g·act(gate).
+ */
+export function gated(act: GateActivation, gate: Tensor, up: Tensor): Tensor {
+  requireFloat("gated", gate, up);
+  const def: UnaryDef = UNARY[act];
+  const gw = def.gradWgsl!;
+  const gc = def.gradCpu!;
+  const y = mapElementwise(
+    `gated_${act}`,
+    [gate, up],
+    ([a, b]) => `${def.wgsl(a)} * ${b}`,
+    (a, b) => def.cpu(a) * b,
+  );
+  return record(
+    y,
+    `gated_${act}`,
+    [gate, up],
+    (g, needs, [gs, us]) => [
+      needs[0]
+        ? mapElementwise(
+            `gated_${act}_dgate`,
+            [gs, us, g],
+            ([a, b, gv]) => gw(a, def.wgsl(a), `(${gv} * ${b})`),
+            (a, b, gv) => gc(a, def.cpu(a), gv * b),
+          )
+        : null,
+      needs[1]
+        ? mapElementwise(
+            `gated_${act}_dup`,
+            [gs, g],
+            ([a, gv]) => `${def.wgsl(a)} * ${gv}`,
+            (a, gv) => def.cpu(a) * gv,
+          )
+        : null,
+    ],
+    [gate, up],
+  );
+}
 
 // ---- binary ops --------------------------------------------------------------------------------
 

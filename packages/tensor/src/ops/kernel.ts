@@ -94,9 +94,15 @@ export const MAIN = (wg: number | string) =>
 /**
  * WGSL workgroup reductions over `wg` invocations: `wg_sum(v, lid)` and `wg_max(v, lid)` return
  * the reduced value (f32, or a vector type such as vec2<f32>) to every invocation. Call them in
- * uniform control flow.
+ * uniform control flow. With `subgroup` (the workgroup is exactly one subgroup) they are single
+ * subgroup operations: no workgroup memory, no barriers (each costs a context switch on lavapipe).
  */
-export function wgReduceLib(wg: number, type = "f32"): string {
+export function wgReduceLib(wg: number, type = "f32", subgroup = false): string {
+  if (subgroup)
+    return `enable subgroups;
+fn wg_sum(v: ${type}, l: u32) -> ${type} { return subgroupAdd(v); }
+fn wg_max(v: ${type}, l: u32) -> ${type} { return subgroupMax(v); }
+`;
   const fn = (name: string, comb: string) => `fn ${name}(v: ${type}, l: u32) -> ${type} {
   red[l] = v;
   workgroupBarrier();
@@ -114,6 +120,17 @@ export function wgReduceLib(wg: number, type = "f32"): string {
 
 /** Threads per workgroup for row kernels: enough lanes for long rows, few for short ones. */
 export const rowWorkgroup = (cols: number): number => (cols >= 1024 ? 256 : cols >= 128 ? 64 : 32);
+
+/**
+ * The lanes that own one row in a row kernel, and their reduction library: on software adapters with
+ * a fixed subgroup size, one subgroup (subgroup reductions); elsewhere `rowWorkgroup` lanes (tree).
+ */
+export function rowLanes(b: GpuBackend, cols: number): { wg: number; lib: string; key: string } {
+  const sg = b.traits.software ? b.traits.subgroupSize : null;
+  if (sg) return { wg: sg, lib: wgReduceLib(sg, "f32", true), key: `sg${sg}` };
+  const wg = rowWorkgroup(cols);
+  return { wg, lib: wgReduceLib(wg), key: `${wg}` };
+}
 
 /** `t`'s storage under another (contiguous) shape; `t` itself is disposed. */
 export function reshaped(t: Tensor, shape: readonly number[]): Tensor {

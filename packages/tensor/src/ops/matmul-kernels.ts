@@ -472,6 +472,7 @@ export interface MatmulPlan {
 export function matmulPlan(
   M: number,
   N: number,
+  K: number,
   transA: boolean,
   transB: boolean,
   dev: MatmulDevice,
@@ -490,12 +491,15 @@ export function matmulPlan(
   }
   const sg = dev.subgroupSize;
   if (sg !== null && sg >= 4 && sg <= 64) {
-    const rows = M >= 512 ? 64 : M > 16 ? 32 : M > 8 ? 16 : 8; // don't compute (clamped) rows that don't exist
+    // Measured on lavapipe (LoRA-step shapes): 32-row tiles beat 64 for M >= 512 too; a short K
+    // (a rank-16 product into a wide C) wants 8 columns per lane. Don't compute rows that don't exist.
+    const rows = M > 16 ? 32 : M > 8 ? 16 : 8;
+    const cols = K <= 32 && N >= 128 ? 8 : 4;
     return {
-      key: `mm:sg:${t}:${rows}:${sg}`,
+      key: `mm:sg:${t}:${rows}x${cols}:${sg}`,
       tileM: rows,
-      tileN: sg * 4,
-      wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "subgroup", rows, colsPerLane: 4, subgroupSize: sg, epilogue }).code,
+      tileN: sg * cols,
+      wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "subgroup", rows, colsPerLane: cols, subgroupSize: sg, epilogue }).code,
     };
   }
   const wide = transA && !transB;

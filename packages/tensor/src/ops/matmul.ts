@@ -7,7 +7,7 @@ import { record } from "../graph.js";
 import { broadcastShapes, collapseDims, numel } from "../shape.js";
 import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
 import { copyToContiguous } from "./copy.js";
-import { bindSpan, cpuData, fitsBinding, inputDecl, isGpu, MAIN, outputDecl, paramsDecl, requireFloat } from "./kernel.js";
+import { bindSpan, cpuData, fitsBinding, inputDecl, isGpu, MAIN, outputDecl, paramsDecl, requireF32, requireFloat } from "./kernel.js";
 import { FAST_PARAMS, matmulPlan, matmulVec4Ok } from "./matmul-kernels.js";
 import { transpose } from "./movement.js";
 import { sumTo } from "./reduce.js";
@@ -21,17 +21,24 @@ interface Operand {
   owned: boolean;
 }
 
-function asOperand(t: Tensor, batchShape: number[]): Operand {
+/** How the last two dims of `t` can be read in place: row-major, column-major (as a transpose), or not. */
+function layoutOf(t: Tensor): "rows" | "cols" | null {
   const r = t.rank;
   const [rows, cols] = [t.shape[r - 2], t.shape[r - 1]];
   const [sr, sc] = [t.strides[r - 2], t.strides[r - 1]];
+  if (sc === 1 || cols === 1 ? sr === cols || rows === 1 : false) return "rows";
+  if (sr === 1 || rows === 1 ? sc === rows || cols === 1 : false) return "cols";
+  return null;
+}
+
+function asOperand(t: Tensor, batchShape: number[]): Operand {
+  const r = t.rank;
   let src = t;
   let trans = false;
   let owned = false;
-  const rowMajor = sc === 1 || cols === 1 ? sr === cols || rows === 1 : false;
-  const colMajor = sr === 1 || rows === 1 ? sc === rows || cols === 1 : false;
-  if (rowMajor) trans = false;
-  else if (colMajor) trans = true;
+  const layout = layoutOf(t);
+  if (layout === "rows") trans = false;
+  else if (layout === "cols") trans = true;
   else {
     src = copyToContiguous(t);
     owned = true;
@@ -136,10 +143,10 @@ function matmulCore(A: Tensor, B: Tensor, out: Tensor, batchShape: number[], M: 
   if (b.owned) b.t.dispose();
 }
 
-function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean): Tensor {
+function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean, alpha = 1): Tensor {
   const { A, B, M, N, K, batchShape } = plan("matmul", aIn, bIn, transA, transB);
   const out = emptyTensor(aIn.backend, [...batchShape, M, N]);
-  matmulCore(A, B, out, batchShape, M, N, K, { alpha: 1, accumulate: false });
+  matmulCore(A, B, out, batchShape, M, N, K, { alpha, accumulate: false });
   if (A !== aIn) A.dispose();
   if (B !== bIn) B.dispose();
   return out;
@@ -184,7 +191,7 @@ function dispatchFast(
   const aligned = [strideA, strideB, strideC, a.t.offset, b.t.offset, out.offset].every((v) => v % 4 === 0);
   const vec4 = aligned && matmulVec4Ok(M, N, K, a.trans, b.trans);
   const dev = { cpu: b0.traits.software, subgroupSize: b0.traits.subgroupSize };
-  const kernel = matmulPlan(M, N, a.trans, b.trans, dev, vec4, { alpha: e.alpha !== 1, accumulate: e.accumulate });
+  const kernel = matmulPlan(M, N, K, a.trans, b.trans, dev, vec4, { alpha: e.alpha !== 1, accumulate: e.accumulate });
   const values = [M, N, K, nb, strideA, strideB, strideC, a.t.offset, b.t.offset, out.offset];
   const params = { u: Object.fromEntries(FAST_PARAMS.map((f, i) => [f, values[i]])), f: { alpha: e.alpha } };
   b0.dispatch({
@@ -374,24 +381,67 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     y,
     "matmul",
     [a, b],
-    (g, needs, held) => {
+    (gIn, needs, held) => {
       const sa = holdA ? held[0] : null;
       const sb = holdB ? held[holdA ? 1 : 0] : null;
+      // One packed copy of a strided upstream gradient serves both products (asOperand would copy it twice).
+      const g = needs[0] && needs[1] && !layoutOf(gIn) ? copyToContiguous(gIn) : gIn;
       // C = op(A)·op(B): d op(A) = G·op(B)ᵀ, d op(B) = op(A)ᵀ·G, then undo the op and the broadcast.
-      let da: Tensor | null = null;
-      let db: Tensor | null = null;
-      if (needs[0] && sb) {
-        const full = transA ? matmulRaw(sb, g, transB, true) : matmulRaw(g, sb, false, !transB);
-        da = a.rank === full.rank && full.shape.every((d, i) => d === a.shape[i]) ? full : reduceTo(full, a.shape);
-      }
-      if (needs[1] && sa) {
-        const full = transB ? matmulRaw(g, sa, true, transA) : matmulRaw(sa, g, !transA, false);
-        db = b.rank === full.rank && full.shape.every((d, i) => d === b.shape[i]) ? full : reduceTo(full, b.shape);
-      }
+      const da = needs[0] && sb ? fit(transA ? matmulRaw(sb, g, transB, true) : matmulRaw(g, sb, false, !transB), a.shape) : null;
+      const db = needs[1] && sa ? fit(transB ? matmulRaw(g, sa, true, transA) : matmulRaw(sa, g, !transA, false), b.shape) : null;
+      if (g !== gIn) g.dispose();
       return [da, db];
     },
     [...(holdA ? [a] : []), ...(holdB ? [b] : [])],
   );
+}
+
+export interface AddmmOptions extends MatmulOptions {
+  /** Scale of the product (default 1). */
+  alpha?: number;
+  /**
+   * Reuse c's storage for the result when nothing else holds it (c is then consumed: dispose it and
+   * read only the result). The fused LoRA layer adds its delta into the base output this way.
+   */
+  donate?: boolean;
+}
+
+/**
+ * c + alpha·op(a)·op(b) in one kernel (the product is accumulated into the result in the matmul's
+ * store, no separate add), with its gradient: dc = g, da and db as for matmul, scaled by alpha.
+ */
+export function addmm(c: Tensor, a: Tensor, b: Tensor, opts: AddmmOptions = {}): Tensor {
+  const transA = !!opts.transA;
+  const transB = !!opts.transB;
+  const alpha = opts.alpha ?? 1;
+  sameBackend("addmm", c, a, b);
+  requireF32("addmm", c);
+  const reuse = !!opts.donate && c.storage.refs === 1 && c.isContiguous;
+  const out = reuse ? c.viewAs(c.shape) : copyToContiguous(c);
+  matmulAccumulate(out, a, b, { transA, transB, alpha });
+  const holdA = b.requiresGrad;
+  const holdB = a.requiresGrad;
+  return record(
+    out,
+    "addmm",
+    [c, a, b],
+    (g, needs, held) => {
+      const sa = holdA ? held[0] : null;
+      const sb = holdB ? held[holdA ? 1 : 0] : null;
+      const dc = needs[0] ? g.viewAs(g.shape, g.strides, g.offset) : null;
+      const da =
+        needs[1] && sb ? fit(transA ? matmulRaw(sb, g, transB, true, alpha) : matmulRaw(g, sb, false, !transB, alpha), a.shape) : null;
+      const db =
+        needs[2] && sa ? fit(transB ? matmulRaw(g, sa, true, transA, alpha) : matmulRaw(sa, g, !transA, false, alpha), b.shape) : null;
+      return [dc, da, db];
+    },
+    [...(holdA ? [a] : []), ...(holdB ? [b] : [])],
+  );
+}
+
+/** A gradient of a broadcast operand summed back to its shape. */
+function fit(full: Tensor, shape: readonly number[]): Tensor {
+  return full.rank === shape.length && full.shape.every((d, i) => d === shape[i]) ? full : reduceTo(full, shape);
 }
 
 function reduceTo(t: Tensor, shape: readonly number[]): Tensor {

@@ -16,8 +16,7 @@ import {
   paramsDecl,
   requireFloat,
   rowsOf,
-  rowWorkgroup,
-  wgReduceLib,
+  rowLanes,
 } from "./kernel.js";
 
 export interface RmsNormOptions {
@@ -33,16 +32,17 @@ function forwardRaw(x: Tensor, w: Tensor, eps: number, off: number): { y: Tensor
   const b = x.backend;
   if (rows === 0) return { y, rstd };
   if (isGpu(b)) {
-    const wg = rowWorkgroup(cols);
+    const lanes = rowLanes(b, cols);
+    const wg = lanes.wg;
     const params = { u: { rows, cols, xo: x.offset, wo: w.offset }, f: { eps, off } };
     b.dispatch({
-      key: `rmsnorm:${x.dtype}:${w.dtype}:${wg}`,
+      key: `rmsnorm:${x.dtype}:${w.dtype}:${lanes.key}`,
       params,
       inputs: [x.storage, w.storage],
       outputs: [y.storage, rstd.storage],
       grid: rows,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "w", w.dtype)}${outputDecl(3, "y")}
-${outputDecl(4, "rs")}${wgReduceLib(wg)}
+${outputDecl(4, "rs")}${lanes.lib}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }
@@ -79,16 +79,17 @@ function backwardRaw(x: Tensor, w: Tensor, rstd: Tensor, g: Tensor, off: number,
   const dw = needW ? emptyTensor(x.backend, w.shape) : null;
   const b = x.backend;
   if (isGpu(b)) {
-    const wg = rowWorkgroup(cols);
+    const lanes = rowLanes(b, cols);
+    const wg = lanes.wg;
     const params = { u: { rows, cols, xo: x.offset, go: gc.offset, wo: w.offset }, f: { off } };
     b.dispatch({
-      key: `rmsnorm_dx:${x.dtype}:${w.dtype}:${wg}`,
+      key: `rmsnorm_dx:${x.dtype}:${w.dtype}:${lanes.key}`,
       params,
       inputs: [x.storage, w.storage, rstd.storage, gc.storage],
       outputs: [dx.storage],
       grid: rows,
       wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${inputDecl(2, "w", w.dtype)}${inputDecl(3, "rs", "f32")}
-${inputDecl(4, "g", "f32")}${outputDecl(5, "dx")}${wgReduceLib(wg)}
+${inputDecl(4, "g", "f32")}${outputDecl(5, "dx")}${lanes.lib}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }

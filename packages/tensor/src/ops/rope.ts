@@ -9,6 +9,8 @@ import { cpuData, cpuValues, groups, inputDecl, isGpu, LINEAR_WG, MAIN, outputDe
 export interface RopeOptions {
   /** Axis order of `x`: [B, T, H, D] (default) or [B, H, T, D]. */
   layout?: "bthd" | "bhtd";
+  /** Axis order of the result (default: `layout`); "bhtd" from "bthd" input saves attention a transpose copy. */
+  outLayout?: "bthd" | "bhtd";
   /** Position of token t is `offset + t` (default 0), unless `positions` is given. */
   offset?: number;
   /** Explicit i32 positions, [B, T] or [T]. */
@@ -20,13 +22,13 @@ const WG = 64;
 function ropeRaw(
   x: Tensor,
   invFreq: Tensor,
-  o: Required<Pick<RopeOptions, "layout" | "offset">> & { positions?: Tensor },
+  o: Required<Pick<RopeOptions, "layout" | "outLayout" | "offset">> & { positions?: Tensor },
   sign: 1 | -1,
 ): Tensor {
   const [B, d1, d2, D] = x.shape;
   const [T, H] = o.layout === "bthd" ? [d1, d2] : [d2, d1];
   const half = D / 2;
-  const y = emptyTensor(x.backend, x.shape);
+  const y = emptyTensor(x.backend, o.outLayout === "bthd" ? [B, T, H, D] : [B, H, T, D]);
   const b = x.backend;
   const pos = o.positions;
   const posPerBatch = pos ? (pos.rank === 2 ? 1 : 0) : 0;
@@ -34,7 +36,17 @@ function ropeRaw(
   if (n === 0) return y;
   if (isGpu(b)) {
     const params = {
-      u: { n, T, H, half, xo: x.offset, po: pos?.offset ?? 0, ppb: posPerBatch, bthd: o.layout === "bthd" ? 1 : 0 },
+      u: {
+        n,
+        T,
+        H,
+        half,
+        xo: x.offset,
+        po: pos?.offset ?? 0,
+        ppb: posPerBatch,
+        bthd: o.layout === "bthd" ? 1 : 0,
+        obthd: o.outLayout === "bthd" ? 1 : 0,
+      },
       i: { off: o.offset },
       f: { sgn: sign },
     };
@@ -63,12 +75,14 @@ ${MAIN(WG)} {
   let ang = reduce_angle(ps * inv[j]);
   let c = cos(ang);
   let s = sin(ang) * p.sgn;
-  var row: u32;
-  if (p.bthd == 1u) { row = ((bb * p.T + t) * p.H + h) * 2u * p.half; } else { row = ((bb * p.H + h) * p.T + t) * 2u * p.half; }
+  let rowT = ((bb * p.T + t) * p.H + h) * 2u * p.half;
+  let rowH = ((bb * p.H + h) * p.T + t) * 2u * p.half;
+  let row = select(rowH, rowT, p.bthd == 1u);
+  let orow = select(rowH, rowT, p.obthd == 1u);
   let x1 = x[p.xo + row + j];
   let x2 = x[p.xo + row + j + p.half];
-  y[row + j] = x1 * c - x2 * s;
-  y[row + j + p.half] = x2 * c + x1 * s;
+  y[orow + j] = x1 * c - x2 * s;
+  y[orow + j + p.half] = x2 * c + x1 * s;
 }`,
     });
     return y;
@@ -81,7 +95,10 @@ ${MAIN(WG)} {
     for (let t = 0; t < T; t++) {
       const p = pv ? pv[bb * T * posPerBatch + t] : o.offset + t;
       for (let h = 0; h < H; h++) {
-        const row = o.layout === "bthd" ? ((bb * T + t) * H + h) * D : ((bb * H + h) * T + t) * D;
+        const rowT = ((bb * T + t) * H + h) * D;
+        const rowH = ((bb * H + h) * T + t) * D;
+        const row = o.layout === "bthd" ? rowT : rowH;
+        const orow = o.outLayout === "bthd" ? rowT : rowH;
         for (let j = 0; j < half; j++) {
           // HF computes the angle as an f32 product; the oracle rounds the same way.
           const ang = Math.fround(Math.fround(p) * Math.fround(iv[j]));
@@ -89,8 +106,8 @@ ${MAIN(WG)} {
           const s = Math.sin(ang) * sign;
           const x1 = xv[row + j];
           const x2 = xv[row + j + half];
-          out[row + j] = x1 * c - x2 * s;
-          out[row + j + half] = x2 * c + x1 * s;
+          out[orow + j] = x1 * c - x2 * s;
+          out[orow + j + half] = x2 * c + x1 * s;
         }
       }
     }
@@ -109,7 +126,9 @@ export function rope(x: Tensor, invFreq: Tensor, opts: RopeOptions = {}): Tensor
   if (D % 2 !== 0 || invFreq.rank !== 1 || invFreq.shape[0] !== D / 2)
     throw new ShapeError(`rope: head dim ${D} needs invFreq of shape [${D / 2}], got ${fmtShape(invFreq.shape)}`);
   const layout = opts.layout ?? "bthd";
-  if (layout !== "bthd" && layout !== "bhtd") throw new ArgumentError(`rope: layout must be "bthd" or "bhtd", got ${layout}`);
+  const outLayout = opts.outLayout ?? layout;
+  for (const l of [layout, outLayout])
+    if (l !== "bthd" && l !== "bhtd") throw new ArgumentError(`rope: layout and outLayout must be "bthd" or "bhtd", got ${l}`);
   const T = layout === "bthd" ? x.shape[1] : x.shape[2];
   const pos = opts.positions;
   if (pos) {
@@ -122,7 +141,7 @@ export function rope(x: Tensor, invFreq: Tensor, opts: RopeOptions = {}): Tensor
   const positions = pos ? flat(pos) : undefined;
   const ic = flat(invFreq);
   const xc = flat(x);
-  const y = ropeRaw(xc, ic, { layout, offset: opts.offset ?? 0, positions }, 1);
+  const y = ropeRaw(xc, ic, { layout, outLayout, offset: opts.offset ?? 0, positions }, 1);
   xc.dispose();
   return record(
     y,
@@ -130,7 +149,8 @@ export function rope(x: Tensor, invFreq: Tensor, opts: RopeOptions = {}): Tensor
     [x],
     (g, _needs, [is, ps]) => {
       const gc = flat(g);
-      const dx = ropeRaw(gc, is, { layout, offset: opts.offset ?? 0, positions: ps }, -1);
+      // The gradient rotates back by −angle and returns to the input's layout.
+      const dx = ropeRaw(gc, is, { layout: outLayout, outLayout: layout, offset: opts.offset ?? 0, positions: ps }, -1);
       gc.dispose();
       return [dx];
     },

@@ -19,8 +19,7 @@ import {
   rowMaxSumExpWgsl,
   rowRuns,
   rowsOf,
-  rowWorkgroup,
-  wgReduceLib,
+  rowLanes,
 } from "./kernel.js";
 import { transpose } from "./movement.js";
 
@@ -33,19 +32,20 @@ function forwardRaw(kind: Kind, x: Tensor): Tensor {
   if (out.size === 0) return out;
   const b = x.backend;
   if (isGpu(b)) {
-    const wg = rowWorkgroup(cols);
+    const lanes = rowLanes(b, cols);
+    const wg = lanes.wg;
     const write = kind === "softmax" ? "exp(v - row_max) / row_sum" : "v - row_max - log(row_sum)";
     for (const [r0, r1] of rowRuns(b, rows, cols * 4, [x.storage, out.storage])) {
       const xs = bindSpan(b, x.storage, x.offset + r0 * cols, (r1 - r0) * cols);
       const ys = bindSpan(b, out.storage, r0 * cols, (r1 - r0) * cols);
       const params = { u: { cols, rows: r1 - r0, xo: xs.base, yo: ys.base } };
       b.dispatch({
-        key: `${kind}:${x.dtype}:${wg}`,
+        key: `${kind}:${x.dtype}:${lanes.key}`,
         params,
         inputs: [xs.binding],
         outputs: [ys.binding],
         grid: r1 - r0,
-        wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${outputDecl(2, "y")}${wgReduceLib(wg)}
+        wgsl: () => `${paramsDecl(params)}${inputDecl(1, "x", x.dtype)}${outputDecl(2, "y")}${lanes.lib}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }
@@ -76,7 +76,8 @@ function backwardRaw(kind: Kind, y: Tensor, gIn: Tensor): Tensor {
   const dx = emptyTensor(y.backend, y.shape);
   const b = y.backend;
   if (isGpu(b)) {
-    const wg = rowWorkgroup(cols);
+    const lanes = rowLanes(b, cols);
+    const wg = lanes.wg;
     const [red, write] =
       kind === "softmax"
         ? ["g[p.go + i] * y[p.yo + i]", "y[p.yo + i] * (g[p.go + i] - s)"]
@@ -90,12 +91,12 @@ function backwardRaw(kind: Kind, y: Tensor, gIn: Tensor): Tensor {
       ];
       const params = { u: { cols, rows: r1 - r0, yo: ys.base, go: gs.base, dxo: ds.base } };
       b.dispatch({
-        key: `${kind}_grad:${wg}`,
+        key: `${kind}_grad:${lanes.key}`,
         params,
         inputs: [ys.binding, gs.binding],
         outputs: [ds.binding],
         grid: r1 - r0,
-        wgsl: () => `${paramsDecl(params)}${inputDecl(1, "y", "f32")}${inputDecl(2, "g", "f32")}${outputDecl(3, "dx")}${wgReduceLib(wg)}
+        wgsl: () => `${paramsDecl(params)}${inputDecl(1, "y", "f32")}${inputDecl(2, "g", "f32")}${outputDecl(3, "dx")}${lanes.lib}
 ${MAIN(wg)} {
   let r = ${LINEAR_WG};
   if (r >= p.rows) { return; }

@@ -4,6 +4,7 @@ import { ArgumentError } from "../errors.js";
 import { noGrad } from "../graph.js";
 import { fill } from "../ops/copy.js";
 import { cpuData, groups, inputDecl, isGpu, LINEAR_WG, MAIN, outputDecl, paramsDecl, requireF32 } from "../ops/kernel.js";
+import { tensor } from "../creation.js";
 import type { Tensor } from "../tensor.js";
 import { Optimizer, type ParamsInput } from "./optimizer.js";
 
@@ -36,21 +37,18 @@ export class AdamW extends Optimizer {
     this.stepCount++;
     const t = this.stepCount;
     const [b1, b2] = this.betas;
+    const h = { lr: this.lr, b1, b2, eps: this.eps, wd: this.weightDecay, bc1: 1 - b1 ** t, bc2sqrt: Math.sqrt(1 - b2 ** t) };
+    const first = this.params.find((p) => p.grad);
+    if (!first) return;
     noGrad(() => {
+      const perStep = isGpu(first.backend) ? tensor([h.lr, h.bc1, h.bc2sqrt], [3], { backend: first.backend }) : undefined;
       for (const p of this.params) {
         if (!p.grad) continue;
         requireF32("AdamW", p);
         const s = this.slots(p, () => ({ exp_avg: fill(p.backend, p.shape, 0), exp_avg_sq: fill(p.backend, p.shape, 0) }));
-        adamwUpdate(p, p.grad, s.exp_avg, s.exp_avg_sq, {
-          lr: this.lr,
-          b1,
-          b2,
-          eps: this.eps,
-          wd: this.weightDecay,
-          bc1: 1 - b1 ** t,
-          bc2sqrt: Math.sqrt(1 - b2 ** t),
-        });
+        adamwUpdate(p, p.grad, s.exp_avg, s.exp_avg_sq, h, perStep);
       }
+      perStep?.dispose();
     });
   }
 
@@ -77,35 +75,38 @@ interface Hyper {
 }
 
 /** p ← p·(1 − lr·wd); m ← b1·m + (1−b1)·g; v ← b2·v + (1−b2)·g²; p ← p − (lr/bc1)·m / (√v/√bc2 + eps). */
-export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: Hyper): void {
+export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: Hyper, stepHyper?: Tensor): void {
   const n = p.size;
   const b = p.backend;
   if (n === 0) return;
   if (!p.isContiguous || !g.isContiguous) throw new ArgumentError("AdamW: parameters and gradients must be contiguous");
   if (isGpu(b)) {
-    const params = {
-      u: { n, po: p.offset, go: g.offset },
-      f: { lr: h.lr, b1: h.b1, b2: h.b2, eps: h.eps, wd: h.wd, bc1: h.bc1, bc2s: h.bc2sqrt },
-    };
+    // lr and the bias corrections change every step: they come from a small tensor, so the params
+    // (and with them the bind group) of each parameter's dispatch stay the same from step to step.
+    const perStep = stepHyper ?? tensor([h.lr, h.bc1, h.bc2sqrt], [3], { backend: b });
+    const params = { u: { n, po: p.offset, go: g.offset }, f: { b1: h.b1, b2: h.b2, eps: h.eps, wd: h.wd } };
     b.dispatch({
       key: "adamw",
       params,
-      inputs: [g.storage],
+      inputs: [g.storage, perStep.storage],
       outputs: [p.storage, m.storage, v.storage],
       grid: groups(n, WG),
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${outputDecl(2, "pw")}${outputDecl(3, "mw")}${outputDecl(4, "vw")}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${inputDecl(2, "hy", "f32")}
+${outputDecl(3, "pw")}${outputDecl(4, "mw")}${outputDecl(5, "vw")}
 ${MAIN(WG)} {
   let i = ${LINEAR_WG} * ${WG}u + lid.x;
   if (i >= p.n) { return; }
+  let lr = hy[0];
   let gi = g[p.go + i];
-  let w = pw[p.po + i] * (1.0 - p.lr * p.wd);
+  let w = pw[p.po + i] * (1.0 - lr * p.wd);
   let m = mw[i] + (gi - mw[i]) * (1.0 - p.b1);
   let v = vw[i] * p.b2 + gi * gi * (1.0 - p.b2);
   mw[i] = m;
   vw[i] = v;
-  pw[p.po + i] = w - (p.lr / p.bc1) * m / (sqrt(v) / p.bc2s + p.eps);
+  pw[p.po + i] = w - (lr / hy[1]) * m / (sqrt(v) / hy[2] + p.eps);
 }`,
     });
+    if (perStep !== stepHyper) perStep.dispose();
     return;
   }
   const [pd, gd, md, vd] = [cpuData(p), cpuData(g), cpuData(m), cpuData(v)];

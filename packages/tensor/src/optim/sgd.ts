@@ -3,6 +3,7 @@
 import { noGrad } from "../graph.js";
 import { fill } from "../ops/copy.js";
 import { cpuData, groups, inputDecl, isGpu, LINEAR_WG, MAIN, outputDecl, paramsDecl, requireF32 } from "../ops/kernel.js";
+import { tensor } from "../creation.js";
 import type { Tensor } from "../tensor.js";
 import { Optimizer, type ParamsInput } from "./optimizer.js";
 
@@ -27,14 +28,19 @@ export class SGD extends Optimizer {
   /** d = g + wd·p; with momentum buf = d at the first step, then buf = μ·buf + d, and d = buf; p −= lr·d. */
   step(): void {
     this.stepCount++;
+    const any = this.params.find((p) => p.grad);
+    if (!any) return;
     noGrad(() => {
+      // The learning rate (a schedule changes it every step) comes from a tensor: per-parameter params stay fixed.
+      const lr = isGpu(any.backend) ? tensor([this.lr], [1], { backend: any.backend }) : null;
       for (const p of this.params) {
         if (!p.grad) continue;
         requireF32("SGD", p);
         const first = !this.state.has(p);
         const buf = this.momentum ? this.slots(p, () => ({ momentum_buffer: fill(p.backend, p.shape, 0) })).momentum_buffer : null;
-        sgdUpdate(p, p.grad, buf, { lr: this.lr, momentum: this.momentum, wd: this.weightDecay, first });
+        sgdUpdate(p, p.grad, buf, { lr: this.lr, lrTensor: lr, momentum: this.momentum, wd: this.weightDecay, first });
       }
+      lr?.dispose();
     });
   }
 
@@ -50,25 +56,30 @@ export class SGD extends Optimizer {
 }
 
 /** The SGD update in place (buf null without momentum; `first`: buf = d instead of μ·buf + d). */
-function sgdUpdate(p: Tensor, g: Tensor, buf: Tensor | null, h: { lr: number; momentum: number; wd: number; first: boolean }): void {
+function sgdUpdate(
+  p: Tensor,
+  g: Tensor,
+  buf: Tensor | null,
+  h: { lr: number; lrTensor: Tensor | null; momentum: number; wd: number; first: boolean },
+): void {
   const n = p.size;
   const b = p.backend;
   if (n === 0) return;
   if (isGpu(b)) {
-    const params = { u: { n, po: p.offset, go: g.offset, first: h.first ? 1 : 0 }, f: { lr: h.lr, mu: h.momentum, wd: h.wd } };
+    const params = { u: { n, po: p.offset, go: g.offset, first: h.first ? 1 : 0 }, f: { mu: h.momentum, wd: h.wd } };
     b.dispatch({
       key: `sgd:${buf ? "m" : ""}`,
       params,
-      inputs: [g.storage],
+      inputs: [g.storage, h.lrTensor!.storage],
       outputs: buf ? [p.storage, buf.storage] : [p.storage],
       grid: groups(n, WG),
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${outputDecl(2, "pw")}${buf ? outputDecl(3, "bw") : ""}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${inputDecl(2, "lr", "f32")}${outputDecl(3, "pw")}${buf ? outputDecl(4, "bw") : ""}
 ${MAIN(WG)} {
   let i = ${LINEAR_WG} * ${WG}u + lid.x;
   if (i >= p.n) { return; }
   var d = g[p.go + i] + p.wd * pw[p.po + i];
   ${buf ? "if (p.first == 0u) { d = p.mu * bw[i] + d; }\n  bw[i] = d;" : ""}
-  pw[p.po + i] = pw[p.po + i] - p.lr * d;
+  pw[p.po + i] = pw[p.po + i] - lr[0] * d;
 }`,
     });
     return;
