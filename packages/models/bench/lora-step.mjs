@@ -135,7 +135,8 @@ async function balora(name, c) {
         .sort((a, b) => b[1].ns - a[1].ns)
         .slice(0, 30))
         progress(
-          `${k.padEnd(48)} ${(v.ns / 1e6).toFixed(1).padStart(8)} ms ${String(v.n).padStart(4)}× ${v.flops ? `${(v.flops / v.ns).toFixed(1)} GFLOP/s` : ""}`,
+          `${k.padEnd(48)} ${(v.ns / 1e6).toFixed(1).padStart(8)} ms ${String(v.n).padStart(4)}× ` +
+            `${v.flops ? `${(v.flops / v.ns).toFixed(1)} GFLOP/s` : ""}`,
         );
     }
     for (const [k, v] of top)

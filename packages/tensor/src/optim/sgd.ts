@@ -73,7 +73,8 @@ function sgdUpdate(
       inputs: [g.storage, h.lrTensor!.storage],
       outputs: buf ? [p.storage, buf.storage] : [p.storage],
       grid: groups(n, WG),
-      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${inputDecl(2, "lr", "f32")}${outputDecl(3, "pw")}${buf ? outputDecl(4, "bw") : ""}
+      wgsl: () => `${paramsDecl(params)}${inputDecl(1, "g", "f32")}${inputDecl(2, "lr", "f32")}${outputDecl(3, "pw")}
+${buf ? outputDecl(4, "bw") : ""}
 ${MAIN(WG)} {
   let i = ${LINEAR_WG} * ${WG}u + lid.x;
   if (i >= p.n) { return; }
