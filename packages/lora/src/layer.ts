@@ -42,9 +42,11 @@ export class LoraLinear extends T.Module {
   }
 
   forward(x: T.Tensor): T.Tensor {
+    const running = this.disabled ? [] : this.active.filter((n) => !this.merged.includes(n));
+    const only = running.length === 1 ? this.adapters.get(running[0])! : null;
+    const params = only && (this.useInitial ? only.initial : only.params);
+    if (only && params && only.variant.forwardLayer && !this.base_layer.bias) return this.fusedForward(x, running[0], only, params);
     const y = this.base_layer.forward(x);
-    if (this.disabled) return y;
-    const running = this.active.filter((n) => !this.merged.includes(n));
     if (running.length === 0) return y;
     // Every intermediate is disposed here: the graph keeps what backward needs.
     return T.withProfileTag("lora", () => {
@@ -82,6 +84,21 @@ export class LoraLinear extends T.Module {
       out.dispose();
       return shaped;
     });
+  }
+
+  /** One adapter and no bias: the variant computes the whole layer (base + adapter in one matmul). */
+  private fusedForward(x: T.Tensor, name: string, st: AdapterState, params: Record<string, T.Tensor>): T.Tensor {
+    const x2 = T.reshape(x, [-1, this.inFeatures]);
+    const drop = this.training && !this.useInitial && st.dropout > 0;
+    const xd = drop ? T.dropout(x2, st.dropout, { seed: this.seed, step: this.dropoutDraw, stream: `${this.path}/${name}` }) : x2;
+    const weight = this.base_layer.weight;
+    const ctx = { x: xd, weight, state: st, params, baseNoBias: () => T.matmul(xd, weight, { transB: true }) };
+    const y2 = st.variant.forwardLayer!(ctx, { x: x2, weight });
+    if (xd !== x2) xd.dispose();
+    x2.dispose();
+    const y = T.reshape(y2, [...x.shape.slice(0, -1), this.outFeatures]);
+    y2.dispose();
+    return y;
   }
 
   /** Adapter tensors appear under peft's in-memory names (`lora_A.default.weight`). */

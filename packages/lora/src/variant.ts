@@ -60,6 +60,12 @@ export interface AdapterVariant {
    * consumed (its storage reused, e.g. by `addmm(y, …, { donate: true })`). Preferred when present.
    */
   forwardAdd?(ctx: ForwardContext, y: Tensor): Tensor;
+  /**
+   * Optional fully fused form: the layer's whole output for the base input `base.x` [N, in] (ctx.x is
+   * the adapter's input after dropout) without a separate base matmul. Used for a layer's only adapter
+   * when the base has no bias. See `loraLinear`.
+   */
+  forwardLayer?(ctx: ForwardContext, base: { x: Tensor; weight: Tensor }): Tensor;
   /** The merged weight (f32) for base weight `w` (f32). */
   merge(w: Tensor, state: AdapterState): Tensor;
   /** The base weight (f32) back from a merged one. */

@@ -3,7 +3,7 @@
 export type { Binding, Dispatch, GpuBackend, GpuLimits, Params, Window } from "./backend/backend.js";
 export { bytesPerElement, isHalf, storageBytes } from "./dtype.js";
 export { mapElementwise } from "./ops/elementwise-kernel.js";
-export { matmulAccumulate } from "./ops/matmul.js";
+export { matmulAccumulate, matmulDual, matmulRaw } from "./ops/matmul.js";
 export {
   bindSpan,
   cpuData,

@@ -1,6 +1,7 @@
 // Plain LoRA: y = base(x) + s·B(A(x)), A [r, in], B [out, r]; merge W' = W + s·B·A. The A/B
 // initialisers (peft's init_lora_weights) live here and are shared with DoRA.
 import * as T from "@balora/tensor";
+import { loraLinear } from "../fused.js";
 import type { AdapterVariant, CreateContext } from "../variant.js";
 
 const A = "lora_A.weight";
@@ -46,6 +47,10 @@ export const loraVariant: AdapterVariant = {
   },
   forward({ x, state, params }) {
     return T.tidy(() => T.mul(loraPath(x, params), state.scaling));
+  },
+  // The whole layer fused: base and adapter products summed in one matmul, forward and backward.
+  forwardLayer({ x, state, params }, base) {
+    return loraLinear(base.x, x, base.weight, params[A], params[B], state.scaling);
   },
   // y + s·(x·Aᵀ)·Bᵀ: the scale rides on the rank-r product and the add in the matmul's store.
   forwardAdd({ x, state, params }, y) {

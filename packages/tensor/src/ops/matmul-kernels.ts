@@ -35,6 +35,8 @@ export type MatmulOpts = {
   kStep?: 1 | 4;
   /** alpha scaling and/or accumulation into C in the store. */
   epilogue?: Epilogue;
+  /** "subgroup" only: C = A·B + A2·B2 (a second pair with its own K, same layouts), one pass of stores. */
+  dual?: boolean;
 };
 
 /**
@@ -49,7 +51,21 @@ export function matmulVec4Ok(M: number, N: number, K: number, transA: boolean, _
 }
 
 /** Uniform fields of every fast kernel, in struct order (see paramsDecl): element strides and offsets. */
-export const FAST_PARAMS = ["M", "N", "K", "batch", "strideA", "strideB", "strideC", "aOff", "bOff", "cOff"] as const;
+export const FAST_PARAMS = [
+  "M",
+  "N",
+  "K",
+  "batch",
+  "strideA",
+  "strideB",
+  "strideC",
+  "aOff",
+  "bOff",
+  "cOff",
+  "K2",
+  "a2Off",
+  "b2Off",
+] as const;
 /** The u32 fields above, then `alpha` (f32): the backend packs u32 fields before f32 ones. */
 const HEADER =
   `struct Params { ${FAST_PARAMS.map((f) => `${f}: u32`).join(", ")}, alpha: f32 }\n` + "@group(0) @binding(0) var<uniform> p: Params;";
@@ -66,11 +82,15 @@ const epi = (e: Epilogue | undefined, target: string, v: string): string =>
 const epiKey = (e: Epilogue | undefined): string => `${e?.alpha ? "a" : ""}${e?.accumulate ? "+" : ""}`;
 
 // balora's binding layout: 0 = params, then inputs, then outputs.
-function bindings(aT: string, bT: string, cT: string): string[] {
+function bindings(aT: string, bT: string, cT: string, dual = false): string[] {
+  const pair2 = dual
+    ? [`@group(0) @binding(3) var<storage, read> A2: array<${aT}>;`, `@group(0) @binding(4) var<storage, read> B2: array<${bT}>;`]
+    : [];
   return [
     `@group(0) @binding(1) var<storage, read> A: array<${aT}>;`,
     `@group(0) @binding(2) var<storage, read> B: array<${bT}>;`,
-    `@group(0) @binding(3) var<storage, read_write> C: array<${cT}>;`,
+    ...pair2,
+    `@group(0) @binding(${dual ? 5 : 3}) var<storage, read_write> C: array<${cT}>;`,
   ];
 }
 
@@ -105,58 +125,51 @@ export function matmulWgsl(opts: MatmulOpts): MatmulKernel {
 // which llvmpipe compiles to a register extract + splat. B is loaded per lane (vec4 along n, or along k
 // for B^T). FMAs are emitted row by row so the accumulators of one row are the only ones live.
 // ---------------------------------------------------------------------------------------------
-function subgroupKernel(o: MatmulOpts): MatmulKernel {
+/**
+ * One pass of the subgroup kernel's k-loop over an operand pair (A·B with its own K and offsets),
+ * accumulating into the shared c{r}_{q} registers; `x` suffixes the pair's setup variables.
+ */
+function subgroupPass(S: string[], o: MatmulOpts, x: string, A: string, B: string, K: string, aoff: string, boff: string): void {
   const { transA, transB } = o;
   const v4 = o.vec4;
   const SG = o.subgroupSize ?? 8;
   const TM = o.rows ?? 32;
   const CN = o.colsPerLane ?? 4;
-  const KS = 4; // k values per loop iteration
-  if (v4 && transA && TM % 4) throw new Error("rows must be a multiple of 4 for vec4 A^T");
-  if (CN % 4) throw new Error("colsPerLane must be a multiple of 4");
-  const units = v4 ? (TM * KS) / 4 : TM * KS; // A "units" (vec4 or f32) per k-step
+  const KS = 4;
+  const units = v4 ? (TM * KS) / 4 : TM * KS;
   const aPer = Math.ceil(units / SG);
-  const ty = v4 ? "vec4<f32>" : "f32";
-  const S: string[] = ["enable subgroups;", HEADER, ...bindings(ty, ty, v4 ? "vec4<f32>" : "f32")];
-  S.push(`@compute @workgroup_size(${SG})`);
-  S.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {`);
-  S.push(`  let M = p.M; let N = p.N; let K = p.K;`);
-  S.push(`  let row0 = wid.y * ${TM}u;`);
-  S.push(`  let col0 = (wid.x * ${SG}u + sid) * ${CN}u;`);
-  S.push(`  let aoff = p.aOff + wid.z * p.strideA; let boff = p.bOff + wid.z * p.strideB; let coff = p.cOff + wid.z * p.strideC;`);
   // ---- this lane's A units
   for (let j = 0; j < aPer; j++) {
     const u = (j + 1) * SG <= units ? `${j * SG}u + sid` : `min(${j * SG}u + sid, ${units - 1}u)`;
-    S.push(`  let au${j} = ${u};`);
+    S.push(`  let au${x}${j} = ${u};`);
     if (!transA) {
-      if (v4) S.push(`  let ar${j} = aoff + min(row0 + au${j} % ${TM}u, M - 1u) * K + (au${j} / ${TM}u) * 4u;`);
-      else S.push(`  let ar${j} = aoff + min(row0 + au${j} % ${TM}u, M - 1u) * K; let ak${j} = au${j} / ${TM}u;`);
+      if (v4) S.push(`  let ar${x}${j} = ${aoff} + min(row0 + au${x}${j} % ${TM}u, M - 1u) * ${K} + (au${x}${j} / ${TM}u) * 4u;`);
+      else S.push(`  let ar${x}${j} = ${aoff} + min(row0 + au${x}${j} % ${TM}u, M - 1u) * ${K}; let ak${x}${j} = au${x}${j} / ${TM}u;`);
     } else if (v4) {
-      S.push(`  let am${j} = aoff + min(row0 + (au${j} % ${TM / 4}u) * 4u, M - 4u);`);
-      S.push(`  let ak${j} = au${j} / ${TM / 4}u;`);
+      S.push(`  let am${x}${j} = ${aoff} + min(row0 + (au${x}${j} % ${TM / 4}u) * 4u, M - 4u);`);
+      S.push(`  let ak${x}${j} = au${x}${j} / ${TM / 4}u;`);
     } else {
-      S.push(`  let am${j} = aoff + min(row0 + au${j} % ${TM}u, M - 1u);`);
-      S.push(`  let ak${j} = au${j} / ${TM}u;`);
+      S.push(`  let am${x}${j} = ${aoff} + min(row0 + au${x}${j} % ${TM}u, M - 1u);`);
+      S.push(`  let ak${x}${j} = au${x}${j} / ${TM}u;`);
     }
   }
   // ---- this lane's B columns
   if (!transB) {
-    if (v4) for (let q = 0; q < CN / 4; q++) S.push(`  let bc${q} = boff + min(col0 + ${q * 4}u, N - 4u);`);
-    else for (let c = 0; c < CN; c++) S.push(`  let bc${c} = boff + min(col0 + ${c}u, N - 1u);`);
+    if (v4) for (let q = 0; q < CN / 4; q++) S.push(`  let bc${x}${q} = ${boff} + min(col0 + ${q * 4}u, N - 4u);`);
+    else for (let c = 0; c < CN; c++) S.push(`  let bc${x}${c} = ${boff} + min(col0 + ${c}u, N - 1u);`);
   } else {
-    for (let c = 0; c < CN; c++) S.push(`  let bc${c} = boff + min(col0 + ${c}u, N - 1u) * K;`);
+    for (let c = 0; c < CN; c++) S.push(`  let bc${x}${c} = ${boff} + min(col0 + ${c}u, N - 1u) * ${K};`);
   }
-  for (let r = 0; r < TM; r++) for (let q = 0; q < CN / 4; q++) S.push(`  var c${r}_${q} = vec4<f32>(0.0);`);
-  S.push(`  for (var k = 0u; k < K; k += ${KS}u) {`);
-  if (!v4) for (let kk = 0; kk < KS; kk++) S.push(`    let kc${kk} = min(k + ${kk}u, K - 1u); let kv${kk} = k + ${kk}u < K;`);
+  S.push(`  for (var k = 0u; k < ${K}; k += ${KS}u) {`);
+  if (!v4) for (let kk = 0; kk < KS; kk++) S.push(`    let kc${kk} = min(k + ${kk}u, ${K} - 1u); let kv${kk} = k + ${kk}u < ${K};`);
   // A loads (one or a few per lane)
   for (let j = 0; j < aPer; j++) {
     if (!transA) {
-      if (v4) S.push(`    let la${j} = A[(ar${j} + k) / 4u];`);
-      else S.push(`    let la${j} = select(0.0, A[ar${j} + min(k + ak${j}, K - 1u)], k + ak${j} < K);`);
+      if (v4) S.push(`    let la${j} = ${A}[(ar${x}${j} + k) / 4u];`);
+      else S.push(`    let la${j} = select(0.0, ${A}[ar${x}${j} + min(k + ak${x}${j}, ${K} - 1u)], k + ak${x}${j} < ${K});`);
     } else {
-      if (v4) S.push(`    let la${j} = A[((k + ak${j}) * M + am${j}) / 4u];`);
-      else S.push(`    let la${j} = select(0.0, A[min(k + ak${j}, K - 1u) * M + am${j}], k + ak${j} < K);`);
+      if (v4) S.push(`    let la${j} = ${A}[((k + ak${x}${j}) * M + am${x}${j}) / 4u];`);
+      else S.push(`    let la${j} = select(0.0, ${A}[min(k + ak${x}${j}, ${K} - 1u) * M + am${x}${j}], k + ak${x}${j} < ${K});`);
     }
   }
   // B loads (per lane)
@@ -164,20 +177,20 @@ function subgroupKernel(o: MatmulOpts): MatmulKernel {
     for (let kk = 0; kk < KS; kk++) {
       if (v4) {
         S.push(`    let br${kk} = (k + ${kk}u) * N;`);
-        for (let q = 0; q < CN / 4; q++) S.push(`    let b${kk}_${q} = B[(br${kk} + bc${q}) / 4u];`);
+        for (let q = 0; q < CN / 4; q++) S.push(`    let b${kk}_${q} = ${B}[(br${kk} + bc${x}${q}) / 4u];`);
       } else {
         for (let q = 0; q < CN / 4; q++) {
-          const comps = [0, 1, 2, 3].map((i) => `B[kc${kk} * N + bc${q * 4 + i}]`).join(", ");
+          const comps = [0, 1, 2, 3].map((i) => `${B}[kc${kk} * N + bc${x}${q * 4 + i}]`).join(", ");
           S.push(`    let b${kk}_${q} = select(vec4<f32>(0.0), vec4<f32>(${comps}), kv${kk});`);
         }
       }
     }
   } else {
     for (let c = 0; c < CN; c++) {
-      if (v4) S.push(`    let bt${c} = B[(bc${c} + k) / 4u];`);
+      if (v4) S.push(`    let bt${c} = ${B}[(bc${x}${c} + k) / 4u];`);
       else
         S.push(
-          `    let bt${c} = select(vec4<f32>(0.0), vec4<f32>(B[bc${c} + kc0], B[bc${c} + kc1], B[bc${c} + kc2], B[bc${c} + ` +
+          `    let bt${c} = select(vec4<f32>(0.0), vec4<f32>(${B}[bc${x}${c} + kc0], ${B}[bc${x}${c} + kc1], ${B}[bc${x}${c} + kc2], ${B}[bc${x}${c} + ` +
             `kc3]), vec4<bool>(kv0, kv1, kv2, kv3));`,
         );
     }
@@ -203,6 +216,26 @@ function subgroupKernel(o: MatmulOpts): MatmulKernel {
     }
   }
   S.push(`  }`);
+}
+
+function subgroupKernel(o: MatmulOpts): MatmulKernel {
+  const v4 = o.vec4;
+  const SG = o.subgroupSize ?? 8;
+  const TM = o.rows ?? 32;
+  const CN = o.colsPerLane ?? 4;
+  if (v4 && o.transA && TM % 4) throw new Error("rows must be a multiple of 4 for vec4 A^T");
+  if (CN % 4) throw new Error("colsPerLane must be a multiple of 4");
+  const ty = v4 ? "vec4<f32>" : "f32";
+  const S: string[] = ["enable subgroups;", HEADER, ...bindings(ty, ty, v4 ? "vec4<f32>" : "f32", !!o.dual)];
+  S.push(`@compute @workgroup_size(${SG})`);
+  S.push(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sid: u32) {`);
+  S.push(`  let M = p.M; let N = p.N; let K = p.K;`);
+  S.push(`  let row0 = wid.y * ${TM}u;`);
+  S.push(`  let col0 = (wid.x * ${SG}u + sid) * ${CN}u;`);
+  S.push(`  let aoff = p.aOff + wid.z * p.strideA; let boff = p.bOff + wid.z * p.strideB; let coff = p.cOff + wid.z * p.strideC;`);
+  for (let r = 0; r < TM; r++) for (let q = 0; q < CN / 4; q++) S.push(`  var c${r}_${q} = vec4<f32>(0.0);`);
+  subgroupPass(S, o, "", "A", "B", "K", "aoff", "boff");
+  if (o.dual) subgroupPass(S, o, "2", "A2", "B2", "p.K2", "p.a2Off", "p.b2Off");
   emitStores(S, TM, CN, true, v4, o.epilogue);
   S.push(`}`);
   return { code: S.join("\n"), workgroupSize: [SG, 1, 1], tileM: TM, tileN: SG * CN, needsSubgroups: true };
@@ -479,7 +512,37 @@ export function matmulPlan(
   vec4: boolean,
   epilogue?: Epilogue,
 ): MatmulPlan {
-  const t = `${transA ? "T" : "N"}${transB ? "T" : "N"}${vec4 ? "4" : "1"}${epiKey(epilogue)}`;
+  return matmulPlanOf(M, N, K, transA, transB, dev, vec4, epilogue, false)!;
+}
+
+/** The plan of a dual-pair product (C = A·B + A2·B2 in one kernel), or null where no kernel fuses it. */
+export function matmulDualPlan(
+  M: number,
+  N: number,
+  K: number,
+  transA: boolean,
+  transB: boolean,
+  dev: MatmulDevice,
+  vec4: boolean,
+  epilogue?: Epilogue,
+): MatmulPlan | null {
+  return matmulPlanOf(M, N, K, transA, transB, dev, vec4, epilogue, true);
+}
+
+function matmulPlanOf(
+  M: number,
+  N: number,
+  K: number,
+  transA: boolean,
+  transB: boolean,
+  dev: MatmulDevice,
+  vec4: boolean,
+  epilogue: Epilogue | undefined,
+  dual: boolean,
+): MatmulPlan | null {
+  const t = `${transA ? "T" : "N"}${transB ? "T" : "N"}${vec4 ? "4" : "1"}${epiKey(epilogue)}${dual ? "d" : ""}`;
+  const sg = dev.subgroupSize;
+  if (dual && !(dev.cpu && sg !== null && sg >= 4 && sg <= 64)) return null;
   if (!dev.cpu) {
     const tile = M * N >= 512 * 512 ? 128 : 64;
     return {
@@ -489,7 +552,6 @@ export function matmulPlan(
       wgsl: () => matmulTiledWgsl({ transA, transB, vec4, tile, kTile: 16, epilogue }).code,
     };
   }
-  const sg = dev.subgroupSize;
   if (sg !== null && sg >= 4 && sg <= 64) {
     // Measured on lavapipe (LoRA-step shapes): 32-row tiles beat 64 for M >= 512 too; a short K
     // (a rank-16 product into a wide C) wants 8 columns per lane. Don't compute rows that don't exist.
@@ -499,7 +561,7 @@ export function matmulPlan(
       key: `mm:sg:${t}:${rows}x${cols}:${sg}`,
       tileM: rows,
       tileN: sg * cols,
-      wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "subgroup", rows, colsPerLane: cols, subgroupSize: sg, epilogue }).code,
+      wgsl: () => matmulWgsl({ transA, transB, vec4, variant: "subgroup", rows, colsPerLane: cols, subgroupSize: sg, epilogue, dual }).code,
     };
   }
   const wide = transA && !transB;

@@ -8,7 +8,7 @@ import { broadcastShapes, collapseDims, numel } from "../shape.js";
 import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
 import { copyToContiguous } from "./copy.js";
 import { bindSpan, cpuData, fitsBinding, inputDecl, isGpu, MAIN, outputDecl, paramsDecl, requireF32, requireFloat } from "./kernel.js";
-import { FAST_PARAMS, matmulPlan, matmulVec4Ok } from "./matmul-kernels.js";
+import { FAST_PARAMS, matmulDualPlan, matmulPlan, matmulVec4Ok } from "./matmul-kernels.js";
 import { transpose } from "./movement.js";
 import { sumTo } from "./reduce.js";
 
@@ -143,7 +143,8 @@ function matmulCore(A: Tensor, B: Tensor, out: Tensor, batchShape: number[], M: 
   if (b.owned) b.t.dispose();
 }
 
-function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean, alpha = 1): Tensor {
+/** alpha·op(a)·op(b) into a new tensor, no autograd (for backward rules and fused ops). */
+export function matmulRaw(aIn: Tensor, bIn: Tensor, transA: boolean, transB: boolean, alpha = 1): Tensor {
   const { A, B, M, N, K, batchShape } = plan("matmul", aIn, bIn, transA, transB);
   const out = emptyTensor(aIn.backend, [...batchShape, M, N]);
   matmulCore(A, B, out, batchShape, M, N, K, { alpha, accumulate: false });
@@ -192,7 +193,7 @@ function dispatchFast(
   const vec4 = aligned && matmulVec4Ok(M, N, K, a.trans, b.trans);
   const dev = { cpu: b0.traits.software, subgroupSize: b0.traits.subgroupSize };
   const kernel = matmulPlan(M, N, K, a.trans, b.trans, dev, vec4, { alpha: e.alpha !== 1, accumulate: e.accumulate });
-  const values = [M, N, K, nb, strideA, strideB, strideC, a.t.offset, b.t.offset, out.offset];
+  const values = [M, N, K, nb, strideA, strideB, strideC, a.t.offset, b.t.offset, out.offset, 0, 0, 0];
   const params = { u: Object.fromEntries(FAST_PARAMS.map((f, i) => [f, values[i]])), f: { alpha: e.alpha } };
   b0.dispatch({
     key: kernel.key,
@@ -394,6 +395,83 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     },
     [...(holdA ? [a] : []), ...(holdB ? [b] : [])],
   );
+}
+
+/**
+ * out = alpha·(op(a1)·op(b1) + op(a2)·op(b2)) (+ out when accumulating), no autograd: two products
+ * with the same M, N and layouts summed in one kernel where the device has one (the subgroup kernel;
+ * elsewhere two dispatches, the second accumulating). The fused LoRA layer's base + adapter product.
+ */
+export function matmulDual(
+  out: Tensor,
+  [a1, b1]: [Tensor, Tensor],
+  [a2, b2]: [Tensor, Tensor],
+  opts: MatmulOptions & { alpha?: number; accumulate?: boolean } = {},
+): void {
+  const transA = !!opts.transA;
+  const transB = !!opts.transB;
+  const alpha = opts.alpha ?? 1;
+  const p1 = plan("matmulDual", a1, b1, transA, transB);
+  const p2 = plan("matmulDual", a2, b2, transA, transB);
+  if (p1.M !== p2.M || p1.N !== p2.N || p1.batchShape.length || p2.batchShape.length)
+    throw new ShapeError(`matmulDual: both products must be 2-D with the same [M, N], got [${p1.M},${p1.N}] and [${p2.M},${p2.N}]`);
+  const { M, N } = p1;
+  if (out.dtype !== "f32" || !out.isContiguous || out.rank !== 2 || out.shape[0] !== M || out.shape[1] !== N)
+    throw new ShapeError(`matmulDual: the target must be a contiguous f32 [${M},${N}], got ${out.dtype} ${fmtShape(out.shape)}`);
+  const b0 = out.backend;
+  const fused = isGpu(b0) && dispatchDual(b0, p1.A, p1.B, p2.A, p2.B, out, M, N, p1.K, p2.K, { alpha, accumulate: !!opts.accumulate });
+  if (!fused) {
+    matmulCore(p1.A, p1.B, out, [], M, N, p1.K, { alpha, accumulate: !!opts.accumulate });
+    matmulCore(p2.A, p2.B, out, [], M, N, p2.K, { alpha, accumulate: true });
+  }
+  for (const [v, orig] of [
+    [p1.A, a1],
+    [p1.B, b1],
+    [p2.A, a2],
+    [p2.B, b2],
+  ] as const)
+    if (v !== orig) v.dispose();
+}
+
+/** The one-kernel dual product; false where it does not apply (16-bit operands, other layouts, big tensors). */
+function dispatchDual(
+  b0: GpuBackend,
+  A1: Tensor,
+  B1: Tensor,
+  A2: Tensor,
+  B2: Tensor,
+  out: Tensor,
+  M: number,
+  N: number,
+  K1: number,
+  K2: number,
+  e: Epi,
+): boolean {
+  const ops = [A1, B1, A2, B2];
+  if (ops.some((t) => t.dtype !== "f32" || !fitsBinding(b0, t.storage)) || !fitsBinding(b0, out.storage)) return false;
+  const [a1, b1, a2, b2] = ops.map((t) => asOperand(t, []));
+  try {
+    if (a1.trans !== a2.trans || b1.trans !== b2.trans) return false;
+    const aligned = [a1, b1, a2, b2].every((o) => o.t.offset % 4 === 0) && out.offset % 4 === 0;
+    const vec4 = aligned && matmulVec4Ok(M, N, K1, a1.trans, b1.trans) && matmulVec4Ok(M, N, K2, a1.trans, b1.trans);
+    const dev = { cpu: b0.traits.software, subgroupSize: b0.traits.subgroupSize };
+    const kernel = matmulDualPlan(M, N, K1 + K2, a1.trans, b1.trans, dev, vec4, { alpha: e.alpha !== 1, accumulate: e.accumulate });
+    if (!kernel) return false;
+    const values = [M, N, K1, 1, 0, 0, 0, a1.t.offset, b1.t.offset, out.offset, K2, a2.t.offset, b2.t.offset];
+    const params = { u: Object.fromEntries(FAST_PARAMS.map((f, i) => [f, values[i]])), f: { alpha: e.alpha } };
+    b0.dispatch({
+      key: kernel.key,
+      params,
+      inputs: [a1.t.storage, b1.t.storage, a2.t.storage, b2.t.storage],
+      outputs: [out.storage],
+      grid: [Math.ceil(N / kernel.tileN), Math.ceil(M / kernel.tileM), 1],
+      flops: 2 * M * N * (K1 + K2),
+      wgsl: kernel.wgsl,
+    });
+    return true;
+  } finally {
+    for (const o of [a1, b1, a2, b2]) if (o.owned) o.t.dispose();
+  }
 }
 
 export interface AddmmOptions extends MatmulOptions {
