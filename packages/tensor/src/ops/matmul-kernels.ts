@@ -190,8 +190,8 @@ function subgroupPass(S: string[], o: MatmulOpts, x: string, A: string, B: strin
       if (v4) S.push(`    let bt${c} = ${B}[(bc${x}${c} + k) / 4u];`);
       else
         S.push(
-          `    let bt${c} = select(vec4<f32>(0.0), vec4<f32>(${B}[bc${x}${c} + kc0], ${B}[bc${x}${c} + kc1], ${B}[bc${x}${c} + kc2], ${B}[bc${x}${c} + ` +
-            `kc3]), vec4<bool>(kv0, kv1, kv2, kv3));`,
+          `    let bt${c} = select(vec4<f32>(0.0), vec4<f32>(${[0, 1, 2, 3].map((kk) => `${B}[bc${x}${c} + kc${kk}]`).join(", ")}), ` +
+            "vec4<bool>(kv0, kv1, kv2, kv3));",
         );
     }
     for (let kk = 0; kk < KS; kk++)
