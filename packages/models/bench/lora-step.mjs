@@ -87,7 +87,10 @@ async function balora(name, c) {
     norm?.dispose();
     return v;
   };
-  await step(); // compile pipelines, create optimizer state
+  // Two warm-up steps: compile pipelines, create optimizer state, let the buffer pool and the
+  // bind-group cache reach their steady state (from the third step on no bind group is created).
+  await step();
+  await step();
   await backend.sync();
   backend.resetPeak();
   const counters0 = { ...backend.counters };

@@ -1,4 +1,4 @@
-// Differentiable top-k singular values for the SVD regularizer on logits Z (N×V, N ≤ ~2048 rows,
+// Differentiable top-k singular values for the SVD regularizer on logits Z (N×V rows of a batch,
 // V up to 256000): exact through the small Gram matrix, or randomized (svdLowRank) when both are large.
 import { isGradEnabled, noGrad, record } from "../graph.js";
 import { ArgumentError } from "../errors.js";
@@ -13,7 +13,7 @@ import { jacobiSvdOfRows } from "./jacobi.js";
 import { lowRankUnsigned, sweepsOption } from "./svd.js";
 
 export interface SvdvalsOptions {
-  /** Default: "exact" when min(N, V) ≤ 2048, else "randomized". */
+  /** Default: "exact" when min(N, V) ≤ 64, else "randomized" (see EXACT_SVDVALS_MAX). */
   method?: "exact" | "randomized";
   /** Randomized: power iterations (default 2). */
   niter?: number;
@@ -26,7 +26,13 @@ export interface SvdvalsOptions {
 }
 
 /** Largest min(N, V) for which the default method is "exact". */
-export const EXACT_SVDVALS_MAX = 2048;
+/**
+ * Largest min(N, V) for which the default method is "exact". Jacobi on the Gram matrix costs about
+ * min(N, V)³ per sweep: 4.6 s at 256 on lavapipe and 168 s for 1024×4096 logits, against well under a
+ * second for the randomized sketch (q = k + 5), whose top-k values are within 1e-3 of the exact ones
+ * on logits with a decaying spectrum. Pass `method: "exact"` to pay for exactness.
+ */
+export const EXACT_SVDVALS_MAX = 64;
 
 interface TopK {
   s: Tensor;
