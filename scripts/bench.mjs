@@ -7,14 +7,12 @@ import { pnpm, repoRoot } from "./lib/pnpm.mjs";
 const USAGE = `usage: npm run bench -- [--json] [matmul|dispatch|all]
 
 Runs the benchmarks of every package (tensor matmul/dispatch with jax-js and tfjs-webgpu side by side,
-safetensors write/load RSS, models forward, lora PiSSA init, with PyTorch CPU when python3 + torch exist).
+safetensors write/load RSS, models forward and a LoRA training step, lora PiSSA init, with PyTorch CPU
+when python3 + torch exist; BALORA_BENCH_PYTHON picks the interpreter, e.g. a venv with torch + peft).
 
   --json                 one JSON object per line on stdout; progress and notes go to stderr
   matmul|dispatch|all    which tensor benchmarks to run (default: all)
-  --help                 print this help
-
-Under npm, stdout also carries npm's "> script" banner; for JSON only use \`npm run -s bench -- --json\`
-or \`node scripts/bench.mjs --json\`.`;
+  --help                 print this help`;
 
 const args = process.argv.slice(2);
 if (args.includes("--help") || args.includes("-h")) {
@@ -35,6 +33,7 @@ const benches = [
   "packages/tensor/bench/run.mjs",
   "packages/safetensors/bench/rss.mjs",
   "packages/models/bench/forward.mjs",
+  "packages/models/bench/lora-step.mjs",
   "packages/lora/bench/pissa.mjs",
 ];
 for (const [i, b] of benches.entries()) {
