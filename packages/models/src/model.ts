@@ -234,6 +234,8 @@ export class DecoderModel extends T.Module {
   norm: T.RMSNorm;
   /** RoPE inverse frequencies (not in the state dict). */
   invFreq: Tensor;
+  /** Recompute each decoder layer in the backward pass instead of storing its activations. */
+  gradientCheckpointing = false;
   constructor(
     readonly cfg: ModelConfig,
     src: WeightSource,
@@ -275,7 +277,11 @@ export class DecoderModel extends T.Module {
       h = scaled;
     }
     for (const layer of this.layers) {
-      const next = layer.forward(h, s);
+      // With gradient checkpointing a layer keeps only its input; backward recomputes the rest.
+      const next =
+        this.gradientCheckpointing && !cache && isGradEnabledFor(h, layer)
+          ? T.checkpoint((x) => layer.forward(x, s), [h], layer.trainableParameters())
+          : layer.forward(h, s);
       h.dispose();
       h = next;
     }
@@ -285,6 +291,11 @@ export class DecoderModel extends T.Module {
     if (keyMask && keyMask !== opts.attentionMask) keyMask.dispose();
     return out;
   }
+}
+
+/** Whether a checkpointed layer would get a gradient (its input or one of its parameters trains). */
+function isGradEnabledFor(h: Tensor, layer: T.Module): boolean {
+  return T.isGradEnabled() && (h.requiresGrad || layer.trainableParameters().length > 0);
 }
 
 function makeHead(cfg: ModelConfig, src: WeightSource, model: DecoderModel): T.Linear {

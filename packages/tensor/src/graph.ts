@@ -36,6 +36,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs `fn` with graph recording on, e.g. a recomputation inside a backward rule. */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 // ---- recording ---------------------------------------------------------------------------------
 
 /**

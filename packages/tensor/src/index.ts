@@ -36,7 +36,7 @@ export {
   IndexError,
   ShapeError,
 } from "./errors.js";
-export { type BackwardFn, type GradNode, isGradEnabled, keep, noGrad, record, tidy } from "./graph.js";
+export { type BackwardFn, enableGrad, type GradNode, isGradEnabled, keep, noGrad, record, tidy } from "./graph.js";
 export {
   type EighOptions,
   eigh,
@@ -52,6 +52,7 @@ export {
 export { Embedding, type LayerOptions, Linear, RMSNorm } from "./nn/layers.js";
 export { Module } from "./nn/module.js";
 export { type AttentionOptions, attention } from "./ops/attention.js";
+export { checkpoint } from "./ops/checkpoint.js";
 export { copyInto, copyToContiguous, fill } from "./ops/copy.js";
 export { type CrossEntropyOptions, causalTargets, crossEntropy } from "./ops/cross-entropy.js";
 export { type DropoutKey, dropout, dropoutKey } from "./ops/dropout.js";
