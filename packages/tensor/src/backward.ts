@@ -4,7 +4,8 @@ import { ArgumentError } from "./errors.js";
 import { freeNode, keep, noGrad } from "./graph.js";
 import { withProfileTag } from "./profile.js";
 import { add } from "./ops/elementwise.js";
-import { copyToContiguous, fill } from "./ops/copy.js";
+import { accumulateInto, copyToContiguous, fill } from "./ops/copy.js";
+import { sameShape } from "./shape.js";
 import type { Tensor } from "./tensor.js";
 
 export interface BackwardOptions {
@@ -57,8 +58,20 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
   const put = (t: Tensor, g: Tensor) => {
     const prev = grads.get(t);
     if (!prev) return void grads.set(t, g);
-    grads.set(t, add(prev, g));
-    prev.dispose();
+    // A sum this backward owns alone is added to in place; otherwise a new one is made.
+    if (
+      prev.storage.refs === 1 &&
+      prev.isContiguous &&
+      prev.dtype === "f32" &&
+      g.dtype === "f32" &&
+      prev.size === g.size &&
+      sameShape(prev.shape, g.shape)
+    )
+      accumulateInto(prev, g);
+    else {
+      grads.set(t, add(prev, g));
+      prev.dispose();
+    }
     g.dispose();
   };
   noGrad(() => {

@@ -3,7 +3,7 @@
 import type { Backend } from "../backend/backend.js";
 import { isHalf } from "../dtype.js";
 import { DTypeError, fmtShape, ShapeError } from "../errors.js";
-import { collapseDims, type Shape, sameShape, stridedOffsets } from "../shape.js";
+import { collapseDims, contiguousStrides, type Shape, sameShape, stridedOffsets } from "../shape.js";
 import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
 import {
   bindSpan,
@@ -107,4 +107,48 @@ export function copyToContiguous(x: Tensor): Tensor {
   }
   copyInto(out, x);
   return out;
+}
+
+/**
+ * dst += src in place, elementwise (same shape; dst contiguous f32, src any f32 view). Gradient sums
+ * in backward use it so a fan-in costs no new tensor.
+ */
+export function accumulateInto(dst: Tensor, src: Tensor): void {
+  const b = sameBackend("accumulate", dst, src);
+  if (!sameShape(dst.shape, src.shape))
+    throw new ShapeError(`accumulate: destination ${fmtShape(dst.shape)} and source ${fmtShape(src.shape)} differ`);
+  if (dst.dtype !== "f32" || src.dtype !== "f32" || !dst.isContiguous)
+    throw new DTypeError("accumulate: needs a contiguous f32 destination and an f32 source");
+  if (dst.size === 0) return;
+  if (isGpu(b)) {
+    const flat = src.isContiguous;
+    const { shape: dims, strides } = collapseDims(src.shape, [contiguousStrides(src.shape), src.strides]);
+    const rank = flat ? 1 : dims.length;
+    const u: Record<string, number> = { n: dst.size, dst_o: dst.offset };
+    if (flat) u.src_o = src.offset;
+    else {
+      dimParams(dims, u);
+      stridedParams("src", src.offset, strides[1], u);
+    }
+    const params = { u };
+    b.dispatch({
+      key: `accumulate:${flat ? "flat" : `r${rank}`}`,
+      params,
+      inputs: [src.storage],
+      outputs: [dst.storage],
+      grid: groups(dst.size, WG),
+      wgsl: () => `${paramsDecl(params)}@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+${MAIN(WG)} {
+  let i = ${LINEAR_WG} * ${WG}u + lid.x;
+  if (i >= p.n) { return; }
+${flat ? "  let src_off = p.src_o + i;\n" : stridedIndexWgsl("src", rank, "i")}  dst[p.dst_o + i] = dst[p.dst_o + i] + src[src_off];
+}`,
+    });
+    return;
+  }
+  const so = stridedOffsets(src.shape, src.strides, src.offset);
+  const sd = cpuData(src);
+  const dd = cpuData(dst);
+  for (let i = 0; i < so.length; i++) dd[dst.offset + i] += sd[so[i]];
 }
