@@ -32,7 +32,7 @@ function report(entryDts) {
   return lines.sort();
 }
 
-let stale = [];
+const stale = [];
 for (const name of PACKAGES) {
   const dir = join(repoRoot, "packages", name);
   const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
