@@ -27,4 +27,37 @@ export {
 } from "./data/instruction.js";
 export { batchesPerEpoch, batchIndices, epochPermutation, stepPosition } from "./data/order.js";
 export { ALPACA_COT_PROMPT, ALPACA_PROMPT, fillTemplate, parseTemplate, type TemplatePart, templateFields } from "./data/prompt.js";
+export { complete, type Completion, type CompleteOptions, firstStop, type TextTokenizer } from "./eval/complete.js";
+export {
+  extractFlexible,
+  extractPaperAnswer,
+  extractStrict,
+  GSM8K_METRICS,
+  type Gsm8kMode,
+  type Gsm8kProblem,
+  gsm8kProblems,
+  type Gsm8kScore,
+  HARNESS_MAX_NEW_TOKENS,
+  HARNESS_STOPS,
+  harnessCorrect,
+  harnessNormalize,
+  harnessPrompt,
+  INVALID,
+  PAPER_MAX_NEW_TOKENS,
+  PAPER_STOPS,
+  paperCorrect,
+  paperGold,
+  paperPrompt,
+  roundHalfEven,
+  scoreGsm8k,
+} from "./eval/gsm8k.js";
+export {
+  evalGsm8k,
+  evalPerplexity,
+  type Gsm8kOptions,
+  type Gsm8kProblemResult,
+  type Gsm8kReport,
+  gsm8kPrompt,
+  type PerplexityReport,
+} from "./eval/run.js";
 export { DataError, type DataRecord, Invalid, type InvalidRecord, parseRecords } from "./data/records.js";

@@ -5,6 +5,7 @@ import { SafetensorsFormatError } from "@balora/safetensors";
 import { BaloraError, releaseWebGPU } from "@balora/tensor";
 import { CliError, type FlagSpecs, formatFlags, UsageError } from "./args.js";
 import { installSignalHandlers } from "./cleanup.js";
+import { evalCommand } from "./eval.js";
 import { forwardCommand } from "./forward.js";
 import { generateCommand } from "./generate.js";
 import { initCommand } from "./init.js";
@@ -25,6 +26,7 @@ export interface Command {
 export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
 
 const COMMANDS: Record<string, Command> = {
+  eval: evalCommand,
   forward: forwardCommand,
   generate: generateCommand,
   init: initCommand,
