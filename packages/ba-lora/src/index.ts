@@ -60,4 +60,6 @@ export {
   gsm8kPrompt,
   type PerplexityReport,
 } from "./eval/run.js";
+export { renderReport, REPORT_CHARTS } from "./report/html.js";
+export { parseConfig, parseMetrics, type ReportRun, type StepMetrics } from "./report/metrics.js";
 export { DataError, type DataRecord, Invalid, type InvalidRecord, parseRecords } from "./data/records.js";

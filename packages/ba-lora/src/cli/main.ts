@@ -10,6 +10,7 @@ import { forwardCommand } from "./forward.js";
 import { generateCommand } from "./generate.js";
 import { initCommand } from "./init.js";
 import { mergeCommand } from "./merge.js";
+import { reportCommand } from "./report.js";
 import { setQuiet } from "./progress.js";
 
 export interface Command {
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, Command> = {
   generate: generateCommand,
   init: initCommand,
   merge: mergeCommand,
+  report: reportCommand,
 };
 
 /** The version in @balora/ba-lora's package.json (src/cli and dist/cli are both two levels below it). */
