@@ -65,7 +65,8 @@ function configTable(runs: ReportRun[]): string {
   const rows = keys.map((k) => {
     const vals = flat.map((f) => f[k]);
     const differs = runs.length > 1 && new Set(vals).size > 1;
-    return `<tr${differs ? ' class="differs"' : ""}><td>${esc(k)}</td>${vals.map((v) => `<td>${v === undefined ? "—" : esc(v)}</td>`).join("")}</tr>`;
+    const cells = vals.map((v) => `<td>${v === undefined ? "—" : esc(v)}</td>`).join("");
+    return `<tr${differs ? ' class="differs"' : ""}><td>${esc(k)}</td>${cells}</tr>`;
   });
   return `<table class="config">${head}${rows.join("")}</table>`;
 }
@@ -82,7 +83,8 @@ function finalTable(runs: ReportRun[]): string {
     ...evals.map((k): [string, (r: ReportRun) => string] => [`last ${k}`, (r) => fmtOpt(last(r.metrics, k))]),
   ];
   const head = `<tr><th>metric</th>${runs.map((r, i) => `<th>${swatch(i)}${esc(r.name)}</th>`).join("")}</tr>`;
-  return `<table class="final">${head}${rows.map(([name, f]) => `<tr><td>${esc(name)}</td>${runs.map((r) => `<td>${esc(f(r))}</td>`).join("")}</tr>`).join("")}</table>`;
+  const body = rows.map(([name, f]) => `<tr><td>${esc(name)}</td>${runs.map((r) => `<td>${esc(f(r))}</td>`).join("")}</tr>`);
+  return `<table class="final">${head}${body.join("")}</table>`;
 }
 
 const fmtOpt = (v: number | undefined): string => (v === undefined ? "—" : fmt(v));

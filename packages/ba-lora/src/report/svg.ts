@@ -93,5 +93,6 @@ export function lineChart(title: string, series: Series[]): string {
     for (const [x, y] of singles)
       parts.push(`<circle class="point" data-run="${s.run}" fill="${colorOf(s.run)}" cx="${n(px(x))}" cy="${n(py(y))}" r="2.5"/>`);
   }
-  return `<svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">${parts.join("")}</svg>`;
+  const open = `<svg class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">`;
+  return `${open}${parts.join("")}</svg>`;
 }
