@@ -41,10 +41,10 @@ if (!existsSync(CHROMIUM)) {
   if (canApt) {
     log("installing Debian's chromium (headless, for the HTML report's render test)");
     const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-    const install = () =>
-      spawnSync("apt-get", ["install", "-y", "--no-install-recommends", "chromium"], { stdio: quiet ? "ignore" : "inherit", env }).status === 0;
+    const stdio = quiet ? "ignore" : "inherit";
+    const install = () => spawnSync("apt-get", ["install", "-y", "--no-install-recommends", "chromium"], { stdio, env }).status === 0;
     if (!install()) {
-      spawnSync("apt-get", ["update"], { stdio: quiet ? "ignore" : "inherit", env });
+      spawnSync("apt-get", ["update"], { stdio, env });
       if (!install()) log("could not install chromium (apt-get install chromium failed); the report render test will skip");
     }
   } else log(`no ${CHROMIUM}: the HTML report's render test will skip (install Chromium, e.g. apt-get install chromium)`);
