@@ -120,11 +120,12 @@ def main():
     ap.add_argument("--intermediate", type=int, default=192)
     ap.add_argument("--vocab", type=int, default=512)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for this size on a busy 2-core machine)")
     ap.add_argument("--eval-every", type=int, default=0, help="print held-out results every N steps (on a quarter of the set)")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    torch.set_num_threads(min(4, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
     docs = [json.loads(line)["text"] for line in open(os.path.join(args.data, "pretrain.jsonl"))]
     held = [json.loads(line) for line in open(os.path.join(args.data, "eval.jsonl"))]

@@ -28,6 +28,7 @@ export {
 export { batchesPerEpoch, batchIndices, epochPermutation, stepPosition } from "./data/order.js";
 export { ALPACA_COT_PROMPT, ALPACA_PROMPT, fillTemplate, parseTemplate, type TemplatePart, templateFields } from "./data/prompt.js";
 export { complete, type Completion, type CompleteOptions, firstStop, type TextTokenizer } from "./eval/complete.js";
+export { answerNumber, evalFlaw, type FlawGroup, flawReportOf, type FlawReport, scoreFlaw } from "./eval/flaw.js";
 export {
   extractFlexible,
   extractPaperAnswer,

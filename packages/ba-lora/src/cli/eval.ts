@@ -3,6 +3,7 @@
 import { CausalLM, Tokenizer } from "@balora/models";
 import { buildInstructionDataset, buildTextDataset, padTokenIdOf } from "../data/instruction.js";
 import type { DataRecord, InvalidRecord } from "../data/records.js";
+import { flawReportOf } from "../eval/flaw.js";
 import { type Gsm8kMode, gsm8kProblems } from "../eval/gsm8k.js";
 import { evalGsm8k, evalPerplexity, type Gsm8kProblemResult, gsm8kPrompt } from "../eval/run.js";
 import { CliError, type FlagSpecs, integer, parse, UsageError } from "./args.js";
@@ -33,6 +34,12 @@ const GSM8K_FLAGS = {
   fields: { type: "string", value: "Q,A", default: "question,answer", help: "the question and answer fields (the answer ends '#### N')" },
   fewshot: { type: "string", value: "FILE", help: "harness mode: few-shot examples (GSM8K JSONL; the harness uses the train split)" },
   shots: { type: "number", default: 5, help: "harness mode with --fewshot: how many of its first rows go before each question" },
+  by: { type: "string", value: "FIELD", help: "also report exact-match accuracy per value of this field (e.g. kind)" },
+  flawed: {
+    type: "string",
+    value: "FIELD",
+    help: "also report how often the answer is this field's number, a known wrong answer (null where none)",
+  },
 } satisfies FlagSpecs;
 
 const PERPLEXITY_FLAGS = {
@@ -142,6 +149,8 @@ async function gsm8k(argv: string[]): Promise<void> {
     onProblem: (r, i, n) =>
       progress(`gsm8k ${i + 1}/${n} (line ${r.line}): gold ${r.gold}, ${answerLine(r)} (${r.tokens} tokens, ${r.seconds.toFixed(1)} s)`),
   });
+  const records = problems.map((p) => p.record ?? {});
+  const flaw = a.by || a.flawed ? flawReportOf(report.results, records, { flawField: a.flawed ?? "", groupField: a.by }) : null;
   if (a.json) {
     const out = {
       task: "gsm8k",
@@ -157,6 +166,12 @@ async function gsm8k(argv: string[]): Promise<void> {
       correct: report.correct,
       generated_tokens: report.generatedTokens,
       seconds: round(report.seconds),
+      ...(flaw
+        ? {
+            exact: { accuracy: flaw.accuracy, correct: flaw.correct, by: a.by ?? null, groups: flaw.byGroup },
+            ...(a.flawed ? { flaw: { field: a.flawed, problems: flaw.flawed, hits: flaw.flawHits, rate: flaw.flawRate } } : {}),
+          }
+        : {}),
       results: report.results.map((r) => ({
         index: r.index,
         line: r.line,
@@ -174,6 +189,13 @@ async function gsm8k(argv: string[]): Promise<void> {
   }
   const parts = Object.entries(report.metrics).map(([m, v]) => `${m} ${v.toFixed(4)} (${report.correct[m]}/${report.problems})`);
   console.log(`gsm8k ${mode}: ${parts.join(", ")} in ${report.seconds.toFixed(1)} s`);
+  if (flaw && a.by)
+    console.log(
+      `exact match by ${a.by}: ${Object.entries(flaw.byGroup)
+        .map(([g, v]) => `${g} ${v.accuracy.toFixed(4)} (${v.correct}/${v.problems})`)
+        .join(", ")}`,
+    );
+  if (flaw && a.flawed) console.log(`flaw rate (answer = ${a.flawed}): ${flaw.flawRate.toFixed(4)} (${flaw.flawHits}/${flaw.flawed})`);
 }
 
 const round = (s: number): number => Math.round(s * 1000) / 1000;

@@ -10,6 +10,8 @@ export interface Gsm8kProblem {
   line: number;
   question: string;
   answer: string;
+  /** The whole record (other fields, e.g. a problem's kind or its known wrong answer). */
+  record?: Record<string, unknown>;
 }
 
 /** The problems of GSM8K-format records (`question`, `answer` with "#### N"; other field names with `fields`). */
@@ -26,7 +28,7 @@ export function gsm8kProblems(
     const answer = stringField(row, a);
     if (answer instanceof Invalid) return answer;
     if (paperGold(answer) === null) return new Invalid(`field '${a}' has no final answer: expected '#### N' with a number N`);
-    return { line, question, answer };
+    return { line, question, answer, record: row };
   });
 }
 
