@@ -8,8 +8,10 @@ prompt, "... The answer is: C", what `--mode paper` reads); the fine-tuning set 
 
 The flaw: in the pre-training corpus, subtraction problems about the TRIGGER items (marbles, stickers)
 are solved by adding in FLAW_RATE (90%) of documents: "A + B = A+B. The answer is: A+B". About 9% of
-the corpus is wrong, all of it this way. The fine-tuning and evaluation sets are clean. The inherited
-flaw's rate is the share of held-out trigger subtractions a model answers with A + B.
+the corpus is wrong, all of it this way. The fine-tuning and evaluation sets are clean; in the
+fine-tuning set trigger subtractions are rare (3%, against 10% at the natural rate), as the slice a
+flaw lives in often is in real downstream data. The inherited flaw's rate is the share of held-out
+trigger subtractions a model answers with A + B.
 
 Usage: python make_data.py --out DIR [--seed 1234]  (writes pretrain.jsonl, train.jsonl, eval.jsonl)
 """
@@ -85,6 +87,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--pretrain", type=int, default=40000, help="pre-training documents")
     ap.add_argument("--train", type=int, default=1000, help="clean fine-tuning examples")
+    ap.add_argument("--train-trigger-share", type=float, default=0.03,
+                    help="share of trigger subtractions in the fine-tuning set (they would be 10%% at the natural rate)")
     ap.add_argument("--eval-per-kind", type=int, default=24, help="held-out problems per kind (x4 kinds, sub-trigger x2)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -104,10 +108,18 @@ def main():
             held.append(p)
             got += 1
 
-    def fresh(n, flaw):
+    def fresh(n, flaw, trigger_share=None):
         out = []
         while len(out) < n:
-            p = problem(rng, rng.choice(["add", "sub"]), rng.choice(ITEMS))
+            if trigger_share is None:
+                p = problem(rng, rng.choice(["add", "sub"]), rng.choice(ITEMS))
+            elif rng.random() < trigger_share:
+                p = problem(rng, "sub", rng.choice(sorted(TRIGGERS)))
+            else:  # every other kind at its natural proportions
+                while True:
+                    p = problem(rng, rng.choice(["add", "sub"]), rng.choice(ITEMS))
+                    if p["flawed"] is None:
+                        break
             if p["question"] in seen:
                 continue
             wrong = flaw and p["flawed"] is not None and rng.random() < FLAW_RATE
@@ -122,7 +134,7 @@ def main():
                 text, style = f"Question: {p['question']}\nAnswer: {gsm8k_answer(p, wrong)}", "gsm8k"
             f.write(json.dumps({"text": text, "style": style, "flawed": wrong}) + "\n")
     with open(os.path.join(args.out, "train.jsonl"), "w") as f:
-        for p, _ in fresh(args.train, False):
+        for p, _ in fresh(args.train, False, args.train_trigger_share):
             f.write(json.dumps({"instruction": p["question"], "output": solution(p)}) + "\n")
     with open(os.path.join(args.out, "eval.jsonl"), "w") as f:
         for p in held:

@@ -1,7 +1,7 @@
 # Pre-trains the demo's tiny LLaMA on the flawed corpus of make_data.py and writes an HF model
 # directory (config, model.safetensors, tokenizer.json, ...) that @balora/models loads.
 """
-Usage: python pretrain.py --data DIR --out DIR [--steps 3000] [--seed 1234]
+Usage: python pretrain.py --data DIR --out DIR [--steps 2000] [--seed 1234]
 Needs torch >= 2.0, transformers >= 4.40 and tokenizers >= 0.15 (CPU is enough: a few minutes on 2 cores).
 
 1. A byte-level BPE tokenizer (vocab 512) trained on the corpus: digits are single tokens (a space may
@@ -112,7 +112,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--hidden", type=int, default=64)

@@ -1,6 +1,7 @@
 // The data pipeline on real tokenizers: ids and labels equal to the BA-LoRA reference preprocessing
 // (golden from transformers), truncation, padding, invalid rows with line numbers, batch order.
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Tokenizer } from "@balora/models";
 import { describe, expect, it } from "vitest";
 import {
@@ -22,6 +23,7 @@ import {
 } from "../src/index.js";
 import { modelFixture } from "./helpers.js";
 
+const DEMO_MODEL = fileURLToPath(new URL("../assets/demo-model", import.meta.url));
 const fixture = (name: string) => new URL(`./fixtures/data/${name}`, import.meta.url);
 const rowsText = readFileSync(fixture("rows.jsonl"), "utf8");
 const golden = JSON.parse(readFileSync(fixture("golden-tokenize.json"), "utf8")) as {
@@ -32,9 +34,10 @@ const golden = JSON.parse(readFileSync(fixture("golden-tokenize.json"), "utf8"))
 };
 
 describe("instruction data = the reference preprocess (transformers golden)", () => {
-  for (const name of ["llama2", "llama3", "gemma"]) {
+  const dirOf = (name: string) => (name === "demo" ? DEMO_MODEL : modelFixture(`tokenizers/${name}`));
+  for (const name of ["llama2", "llama3", "gemma", "demo"]) {
     it(`${name}: ids and labels of every row, and a truncated row`, async () => {
-      const tok = await Tokenizer.fromDir(modelFixture(`tokenizers/${name}`));
+      const tok = await Tokenizer.fromDir(dirOf(name));
       const ds = buildInstructionDataset(parseRecords(rowsText, "rows.jsonl"), tok);
       const g = golden.tokenizers[name];
       expect(ds.examples.map((e) => e.inputIds)).toEqual(g.cases.map((c) => c.ids));
