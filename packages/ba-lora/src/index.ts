@@ -15,6 +15,7 @@ export {
   type CausalBatch,
   collateCausal,
   encodeInstruction,
+  encodePrompt,
   IGNORE_INDEX,
   type InstructionOptions,
   instructionTexts,

@@ -14,6 +14,7 @@ import {
   collateClassification,
   DataError,
   encodeInstruction,
+  encodePrompt,
   epochPermutation,
   IGNORE_INDEX,
   instructionTexts,
@@ -74,6 +75,15 @@ describe("instruction data = the reference preprocess (transformers golden)", ()
       /no \{instruction\} \(or \{query\}\)/,
     );
     expect(() => instructionTexts(recs, { template: "Q: {instruction A:" })).toThrow(/template: .*'\{' at character 4/);
+  });
+
+  it("a tokenizer that appends EOS (add_eos_token): one EOS, the boundary at the prompt's own length", () => {
+    // characters as ids, BOS 1 and EOS 2 added around every encoding
+    const tok = { bosTokenId: 1, eosTokenIds: [2], padTokenId: null, encode: (t: string) => [1, ...[...t].map((c) => c.charCodeAt(0)), 2] };
+    const e = encodeInstruction(tok, "Q:", "ab", 16);
+    expect(e.inputIds).toEqual([1, 81, 58, 97, 98, 2]);
+    expect(e.labels).toEqual([IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, 97, 98, 2]);
+    expect(encodePrompt(tok, "Q:")).toEqual([1, 81, 58]);
   });
 
   it("prompt longer than maxLength: no target left, counted", async () => {

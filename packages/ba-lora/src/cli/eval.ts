@@ -1,7 +1,7 @@
 // `balora eval gsm8k|perplexity`: GSM8K accuracy under the paper (BA-LoRA/MetaMath) or harness
 // protocol, or token-level perplexity, of a model with an optional adapter; a summary or --json.
-import { CausalLM, Tokenizer } from "@balora/models";
-import { buildInstructionDataset, buildTextDataset, padTokenIdOf } from "../data/instruction.js";
+import { CausalLM, type ModelConfig, Tokenizer } from "@balora/models";
+import { buildInstructionDataset, buildTextDataset, encodePrompt, padTokenIdOf } from "../data/instruction.js";
 import type { DataRecord, InvalidRecord } from "../data/records.js";
 import { flawReportOf } from "../eval/flaw.js";
 import { type Gsm8kMode, gsm8kProblems } from "../eval/gsm8k.js";
@@ -97,12 +97,13 @@ function limitOf(flag: number | undefined): number {
   return flag === undefined ? Number.POSITIVE_INFINITY : integer("--limit", flag, 1);
 }
 
-/** The model as a causal LM, after the cheap checks (config, adapter config) and before loading. */
-async function checkCausal(model: string, adapter: string | undefined): Promise<void> {
+/** The cheap checks before loading (a causal LM's config, the adapter's config); returns the model config. */
+async function checkCausal(model: string, adapter: string | undefined): Promise<ModelConfig> {
   const cfg = await readModelConfig(model);
   if (cfg.head !== "causal-lm")
     throw new CliError(`--model ${model}: ${cfg.architecture} is a classifier; eval needs a *ForCausalLM model`);
   if (adapter) await checkAdapterDir(adapter);
+  return cfg;
 }
 
 async function loadCausal(model: string, adapter: string | undefined): Promise<CausalLM> {
@@ -127,7 +128,7 @@ async function gsm8k(argv: string[]): Promise<void> {
   const fields = parseFields("--fields", a.fields!);
   if (a.fewshot && mode !== "harness") throw new UsageError("--fewshot is for --mode harness (the paper protocol is zero-shot)");
   const shots = integer("--shots", a.shots!, 0);
-  await checkCausal(a.model!, a.adapter);
+  const cfg = await checkCausal(a.model!, a.adapter);
   const { items: problems, skipped } = gsm8kProblems(first(await readRecords("--data", a.data!), limit), {
     fields,
     skipInvalid: a.skipInvalid,
@@ -136,9 +137,8 @@ async function gsm8k(argv: string[]): Promise<void> {
   if (problems.length === 0) throw new CliError(`--data ${a.data}: no problems to evaluate`);
   const fewshot = a.fewshot ? gsm8kProblems((await readRecords("--fewshot", a.fewshot)).slice(0, shots), { fields }).items : [];
   const tokenizer = await Tokenizer.fromDir(a.model!);
-  const cfg = await readModelConfig(a.model!);
   const backend = await cliBackend();
-  const longest = Math.max(...problems.map((p) => tokenizer.encode(gsm8kPrompt(mode, p.question, fewshot)).length));
+  const longest = Math.max(...problems.map((p) => encodePrompt(tokenizer, gsm8kPrompt(mode, p.question, fewshot)).length));
   requireTokensFit("the longest prompt", longest, cfg, backend, 1, "use --limit, fewer --shots or a shorter question");
   const model = await loadCausal(a.model!, a.adapter);
   const report = await evalGsm8k(model, tokenizer, problems, {
@@ -215,7 +215,7 @@ async function perplexity(argv: string[]): Promise<void> {
   const batchSize = integer("--batch-size", a.batchSize!, 1);
   if (a.textField && a.template) throw new UsageError("--template is for instruction data; --text-field scores raw text");
   const fields = parseFields("--fields", a.fields!);
-  await checkCausal(a.model!, a.adapter);
+  const cfg = await checkCausal(a.model!, a.adapter);
   const template = a.template ? await readTemplate("--template", a.template) : undefined;
   const records = first(await readRecords("--data", a.data!), limit);
   const tokenizer = await Tokenizer.fromDir(a.model!);
@@ -225,7 +225,6 @@ async function perplexity(argv: string[]): Promise<void> {
   skippedNote(ds.skipped, a.data!);
   if (ds.examples.length === 0) throw new CliError(`--data ${a.data}: no examples to evaluate`);
   if (ds.truncated) progress(`${ds.truncated} sequence(s) longer than --max-length ${maxLength} were cut`);
-  const cfg = await readModelConfig(a.model!);
   const backend = await cliBackend();
   const longest = Math.max(...ds.examples.map((e) => e.inputIds.length));
   requireTokensFit(

@@ -83,12 +83,12 @@ function eosOf(tokenizer: TokenizerLike): number {
 }
 
 /**
- * Encodes with the tokenizer's special tokens but without a trailing EOS (one that add_eos_token
- * appends): the EOS of a target is placed explicitly, and a prompt must not end in one.
+ * Encodes a prompt with the tokenizer's special tokens but without a trailing EOS (one that
+ * add_eos_token appends): a prompt to continue must not end in one, and a target's EOS is placed explicitly.
  */
-function encodeWithoutEos(tokenizer: TokenizerLike, text: string, eos: number): number[] {
+export function encodePrompt(tokenizer: TokenizerLike, text: string): number[] {
   const ids = tokenizer.encode(text);
-  return ids.length > 0 && ids[ids.length - 1] === eos ? ids.slice(0, -1) : ids;
+  return ids.length > 0 && tokenizer.eosTokenIds.includes(ids[ids.length - 1]) ? ids.slice(0, -1) : ids;
 }
 
 /**
@@ -101,8 +101,8 @@ function encodeWithoutEos(tokenizer: TokenizerLike, text: string, eos: number): 
  */
 export function encodeInstruction(tokenizer: TokenizerLike, prompt: string, response: string, maxLength: number): SupervisedExample {
   const eos = eosOf(tokenizer);
-  const full = [...encodeWithoutEos(tokenizer, prompt + response, eos), eos];
-  const promptLength = encodeWithoutEos(tokenizer, prompt, eos).length;
+  const full = [...encodePrompt(tokenizer, prompt + response), eos];
+  const promptLength = encodePrompt(tokenizer, prompt).length;
   const truncated = full.length > maxLength;
   const inputIds = truncated ? full.slice(0, maxLength) : full;
   const labels = inputIds.map((id, t) => (t < promptLength ? IGNORE_INDEX : id));

@@ -1,7 +1,7 @@
 // Greedy completion of one text prompt with stop strings (what vLLM's `stop` and the harness's
 // `until` do): generation ends at EOS, at max tokens, or once the text contains a stop string.
 import { type CausalLM, generate } from "@balora/models";
-import type { TokenizerLike } from "../data/instruction.js";
+import { encodePrompt, type TokenizerLike } from "../data/instruction.js";
 
 /** A tokenizer that also decodes (`Tokenizer` from @balora/models). */
 export interface TextTokenizer extends TokenizerLike {
@@ -37,7 +37,7 @@ export function firstStop(text: string, stops: readonly string[]): number {
   return at;
 }
 
-/** Continues `prompt` greedily (prompt encoded with the tokenizer's special tokens, as vLLM and the harness do). */
+/** Continues `prompt` greedily (encoded with the tokenizer's BOS, as vLLM and the harness do; never ending in EOS). */
 export async function complete(model: CausalLM, tokenizer: TextTokenizer, prompt: string, opts: CompleteOptions): Promise<Completion> {
   const stops = opts.stop ?? [];
   const ids: number[] = [];
@@ -45,7 +45,7 @@ export async function complete(model: CausalLM, tokenizer: TextTokenizer, prompt
   const decode = () => tokenizer.decode(ids, { skipSpecialTokens: true });
   let stoppedBy: Completion["stoppedBy"] = "length";
   try {
-    await generate(model, tokenizer.encode(prompt), {
+    await generate(model, encodePrompt(tokenizer, prompt), {
       maxNewTokens: opts.maxNewTokens,
       eosTokenIds: [...eos],
       onWarning: opts.onWarning ?? (() => {}),
