@@ -197,7 +197,7 @@ describe("balora eval", () => {
     expect(none.code).toBe(2);
     expect(none.err).toMatch(/name the evaluation first: balora eval gsm8k\|perplexity/);
     const help = await run(["eval", "--help"]);
-    expect(help.out).toMatch(/--mode paper\|harness +the protocol \(see below\) \(default: paper\)/);
+    expect(help.out).toMatch(/--mode paper\|harness +the protocol \(see above\) \(default: paper\)/);
   });
 
   it("perplexity on instruction targets equals exp(the model's own loss); raw text scores every token", async () => {

@@ -24,7 +24,7 @@ const COMMON = {
 
 const GSM8K_FLAGS = {
   ...COMMON,
-  mode: { type: "string", value: "paper|harness", default: "paper", help: "the protocol (see below)" },
+  mode: { type: "string", value: "paper|harness", default: "paper", help: "the protocol (see above)" },
   maxNewTokens: {
     type: "string",
     value: "N",
@@ -48,7 +48,7 @@ const PERPLEXITY_FLAGS = {
   template: {
     type: "string",
     value: "FILE",
-    help: "instruction data: a prompt template file with {instruction} (default: the Alpaca prompt)",
+    help: "instruction data: a prompt template file with {instruction}; none: the Alpaca prompt",
   },
   textField: { type: "string", value: "NAME", help: "raw text: score every token of this field instead of instruction responses" },
   maxLength: { type: "number", default: 512, help: "tokens per sequence (longer ones are cut)" },
@@ -57,7 +57,7 @@ const PERPLEXITY_FLAGS = {
 
 const USAGE =
   "balora eval gsm8k|perplexity --model DIR [--adapter DIR] --data FILE.jsonl [--limit N] [--mode paper|harness] " +
-  "[--max-new-tokens N] [--json] (see 'balora eval --help')";
+  "[--max-new-tokens N] [--json]";
 
 const DETAILS = `
 gsm8k: greedy generation per problem, scored as
@@ -70,7 +70,7 @@ gsm8k: greedy generation per problem, scored as
                   (the last number), exact match after dropping ",", "$", "... #### " and a final ".", ignoring case.
 perplexity: exp(mean negative log-likelihood) over target tokens: the response + EOS of instruction data
   (--fields, --template; the prompt is context only), or every token after the first of --text-field.
-Options of one task are refused by the other. Flags:`;
+Options of one task are refused by the other.`;
 
 export const evalCommand: Command = {
   summary: "evaluate a model: GSM8K accuracy (paper or harness protocol) or perplexity",

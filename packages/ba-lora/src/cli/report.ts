@@ -12,7 +12,7 @@ import { progress } from "./progress.js";
 
 const FLAGS = {
   out: { type: "string", value: "FILE.html", default: "report.html", help: "the HTML file to write" },
-  title: { type: "string", value: "TEXT", help: "the page title (default: 'balora report: ' and the run names)" },
+  title: { type: "string", value: "TEXT", help: "the page title; none: 'balora report: ' and the run names" },
   overwrite: OVERWRITE_FLAG,
   quiet: { type: "boolean", help: "no notes on stderr" },
 } satisfies FlagSpecs;
