@@ -1,6 +1,6 @@
 // Idempotent set-up behind `npm test`, `npm run demo` and `npm run bench`: pinned pnpm,
-// dependencies from the lockfile, built packages, and a WebGPU adapter (Mesa lavapipe from
-// bookworm-backports if none).
+// dependencies from the lockfile, built packages, Chromium for the report's render test, and a WebGPU
+// adapter (Mesa lavapipe from bookworm-backports if none).
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { pnpm, pnpmCommand, pnpmVersion, repoRoot } from "./lib/pnpm.mjs";
@@ -33,7 +33,24 @@ log("building packages");
 process.env.TURBO_TELEMETRY_DISABLED = "1";
 pnpm(["exec", "turbo", "run", "build", "--output-logs=errors-only"], { stdio: ["ignore", quiet ? "ignore" : "inherit", "inherit"] });
 
-// 3. A WebGPU adapter.
+// 3. Chromium for the report's render test (packages/ba-lora/test/report-render.test.ts): Debian's
+// package when missing and we are root on Debian; elsewhere that test says why and skips.
+const CHROMIUM = "/usr/bin/chromium";
+if (!existsSync(CHROMIUM)) {
+  const canApt = existsSync("/etc/debian_version") && process.getuid?.() === 0;
+  if (canApt) {
+    log("installing Debian's chromium (headless, for the HTML report's render test)");
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+    const stdio = quiet ? "ignore" : "inherit";
+    const install = () => spawnSync("apt-get", ["install", "-y", "--no-install-recommends", "chromium"], { stdio, env }).status === 0;
+    if (!install()) {
+      spawnSync("apt-get", ["update"], { stdio, env });
+      if (!install()) log("could not install chromium (apt-get install chromium failed); the report render test will skip");
+    }
+  } else log(`no ${CHROMIUM}: the HTML report's render test will skip (install Chromium, e.g. apt-get install chromium)`);
+}
+
+// 4. A WebGPU adapter.
 function probe() {
   const r = spawnSync(process.execPath, ["scripts/lib/probe-adapter.mjs"], { cwd: repoRoot, encoding: "utf8", timeout: 120_000 });
   const line = (r.stdout ?? "").trim().split("\n").pop();

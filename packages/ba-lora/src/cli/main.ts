@@ -5,10 +5,12 @@ import { SafetensorsFormatError } from "@balora/safetensors";
 import { BaloraError, releaseWebGPU } from "@balora/tensor";
 import { CliError, type FlagSpecs, formatFlags, UsageError } from "./args.js";
 import { installSignalHandlers } from "./cleanup.js";
+import { evalCommand } from "./eval.js";
 import { forwardCommand } from "./forward.js";
 import { generateCommand } from "./generate.js";
 import { initCommand } from "./init.js";
 import { mergeCommand } from "./merge.js";
+import { reportCommand } from "./report.js";
 import { setQuiet } from "./progress.js";
 
 export interface Command {
@@ -25,10 +27,12 @@ export interface Command {
 export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
 
 const COMMANDS: Record<string, Command> = {
+  eval: evalCommand,
   forward: forwardCommand,
   generate: generateCommand,
   init: initCommand,
   merge: mergeCommand,
+  report: reportCommand,
 };
 
 /** The version in @balora/ba-lora's package.json (src/cli and dist/cli are both two levels below it). */
