@@ -200,11 +200,15 @@ function gramTerm(hidden: Tensor, head: LmHead, m: Tensor, enough: Tensor, o: Sv
   return T.record(value, "svdGram", [hidden], (g, _needs, [d]) => [T.mul(d, g)], [dh]);
 }
 
-/** Eigenpairs of the PSD Gram matrix: σ = √max(λ, 0) descending, and the eigenvectors. */
+/**
+ * Eigenpairs of the PSD Gram matrix: σ = √λ descending and the eigenvectors. For a PSD matrix the
+ * singular values are the eigenvalues, so the unshifted Jacobi SVD serves (as svdvals' exact path):
+ * small eigenvalues keep their relative accuracy better than with eigh's shift.
+ */
 function spectrum(G: Tensor): Spectrum {
-  const { values, vectors } = T.eigh(G);
-  const sigma = T.sqrt(T.maximum(values, 0));
-  return { sigma, u: vectors };
+  const { u, s, v } = T.svd(G);
+  u.dispose();
+  return { sigma: T.sqrt(T.maximum(s, 0)), u: v };
 }
 
 /** 1/σ_i where σ_i > √eps·σ_1, else 0 (directions at noise level get no gradient, as svdvals). */
