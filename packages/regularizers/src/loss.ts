@@ -12,7 +12,7 @@ import {
 } from "./builtins.js";
 import { type RegularizersConfig, type ResolvedConfig, resolveConfig } from "./presets.js";
 import { lambdaFactor } from "./schedules.js";
-import { sourceShape, supervisionMask } from "./source.js";
+import { countedTargets, sourceShape, supervisionMask } from "./source.js";
 import { teacherEntropy, tokenTerms } from "./token.js";
 import type { LogitsSource, RegularizerContext } from "./types.js";
 
@@ -156,7 +156,7 @@ export class BaLoraLoss {
       const fuseCons = !!cons && (taskType === "nlg" || consOpts!.nlu === "kl");
       const div = this.config.terms.find((t) => t.name === "diversity" && t.regularizer === BUILT_IN_REGULARIZERS.diversity);
       const fuseDiv = !!div && taskType === "nlg";
-      const ceCount = batch.numItems ?? T.maximum(T.sum(T.ne(targets, -100)), 1);
+      const ceCount = batch.numItems ?? T.maximum(T.sum(countedTargets(targets)), 1);
       if (fuseCons && consOpts!.adaptive) {
         const { min, max } = consOpts!.adaptive;
         const H = teacherEntropy(teacher!, mask, consOpts!.tau, this.chunkRows);

@@ -215,6 +215,6 @@ function parseScheduleField(field: string, raw: unknown): LambdaSchedule {
   try {
     return parseSchedule(raw);
   } catch (e) {
-    throw new ArgumentError(`${field}: ${(e as Error).message.replace(/^λ schedule: /, "")}`);
+    throw new ArgumentError(`${field}: ${(e as Error).message.replace(/^λ schedule:? /, "")}`);
   }
 }

@@ -105,3 +105,13 @@ export function supervisionMask(labels: Tensor, mode: MaskMode): Tensor {
       throw new ArgumentError(`maskMode: must be "shifted", "unshifted" or "none", got ${JSON.stringify(mode)}`);
   }
 }
+
+/** 1/0 f32 per target: counted (≠ −100). */
+export function countedTargets(targets: Tensor): Tensor {
+  return mapElementwise(
+    "target_counted",
+    [targets],
+    ([t]) => `select(1.0, 0.0, ${t} == -100.0)`,
+    (t) => +(t !== -100),
+  );
+}
