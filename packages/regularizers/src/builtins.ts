@@ -78,13 +78,13 @@ export const consistencyRegularizer: Regularizer<ConsistencyOptions> = {
   needsTeacher: true,
   defaults: { tau: 2, reduction: "mean", nlu: "kl", adaptive: false },
   validate(o, field) {
-    if (typeof o.tau !== "number" || !(o.tau > 0)) throw new ArgumentError(`${field}.tau: must be a number > 0, got ${JSON.stringify(o.tau)}`);
+    if (typeof o.tau !== "number" || !(o.tau > 0))
+      throw new ArgumentError(`${field}.tau: must be a number > 0, got ${JSON.stringify(o.tau)}`);
     oneOf(o, field, "reduction", ["mean", "batchmean", "sum"]);
     oneOf(o, field, "nlu", ["kl", "mse"]);
     const a = o.adaptive;
     if (a !== false) {
-      const ok =
-        a && typeof a === "object" && typeof a.min === "number" && typeof a.max === "number" && a.min >= 0 && a.max >= a.min;
+      const ok = a && typeof a === "object" && typeof a.min === "number" && typeof a.max === "number" && a.min >= 0 && a.max >= a.min;
       if (!ok) throw new ArgumentError(`${field}.adaptive: must be false or { "min": a, "max": b } with 0 ≤ a ≤ b`);
     }
   },
@@ -128,7 +128,10 @@ function covariancePenalty(ctx: RegularizerContext): Tensor {
   const sq = T.square(cov);
   const eye = T.noGrad(() => T.eq(T.reshape(T.arange(0, C, 1, { backend: z.backend }), [C, 1]), T.arange(0, C, 1, { backend: z.backend })));
   const off = T.mul(sq, T.sub(1, eye));
-  return T.mul(T.div(T.sum(off), C), T.noGrad(() => T.ge(count, 2)));
+  return T.mul(
+    T.div(T.sum(off), C),
+    T.noGrad(() => T.ge(count, 2)),
+  );
 }
 
 export const diversityRegularizer: Regularizer<DiversityOptions> = {

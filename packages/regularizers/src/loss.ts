@@ -71,7 +71,10 @@ export class BaLoraLoss {
   private readonly chunkRows: number | undefined;
 
   constructor(config: RegularizersConfig | ResolvedConfig = {}, opts: BaLoraLossOptions = {}) {
-    this.config = "effective" in config && Array.isArray((config as ResolvedConfig).terms) ? (config as ResolvedConfig) : resolveConfig(config as RegularizersConfig);
+    this.config =
+      "effective" in config && Array.isArray((config as ResolvedConfig).terms)
+        ? (config as ResolvedConfig)
+        : resolveConfig(config as RegularizersConfig);
     this.warnFn = opts.warn ?? ((m) => console.warn(`balora: ${m}`));
     this.chunkRows = opts.chunkRows;
   }
@@ -112,7 +115,10 @@ export class BaLoraLoss {
     const teacher = batch.teacher ?? null;
     if (this.needsTeacher && !teacher)
       throw new ArgumentError(
-        `loss: ${this.config.terms.filter((t) => t.regularizer.needsTeacher).map((t) => t.name).join(", ")} need the teacher's logits`,
+        `loss: ${this.config.terms
+          .filter((t) => t.regularizer.needsTeacher)
+          .map((t) => t.name)
+          .join(", ")} need the teacher's logits`,
       );
     const { rows } = sourceShape(student);
     const labels = batch.labels;
@@ -165,11 +171,11 @@ export class BaLoraLoss {
         const conf = T.sub(1, T.clamp(T.div(meanH, Math.log(vocab)), 0, 1));
         lambdas.consistency = T.mul(T.add(T.mul(conf, max - min), min), lambdas.consistency as number);
       }
-      const klRow = fuseCons ? consistencyWeight(ctx, consOpts!) : 0;
-      const entRow = fuseDiv ? T.div(-1, validCount(ctx)) : 0;
       const scale = (a: number | Tensor, b: number | Tensor): number | Tensor =>
-        typeof a === "number" && typeof b === "number" ? a * b : T.mul(a as Tensor, b as Tensor);
+        typeof a === "number" && typeof b === "number" ? a * b : typeof a === "number" ? T.mul(b as Tensor, a) : T.mul(a, b);
       const inv = (x: number | Tensor) => (typeof x === "number" ? 1 / x : T.div(1, x));
+      const klRow = fuseCons ? consistencyWeight(ctx, consOpts!) : 0;
+      const entRow = fuseDiv ? scale(inv(validCount(ctx)), -1) : 0;
       const weights = weightVector(backend, [
         inv(ceCount),
         fuseCons ? scale(klRow, lambdas.consistency) : 0,
@@ -190,9 +196,9 @@ export class BaLoraLoss {
       });
       const sums = T.sum(pass.rows, 0);
       const col = (i: number) => T.reshape(T.narrow(sums, 0, i, 1), []);
-      const task = T.mul(col(0), inv(ceCount));
-      if (fuseCons) terms.consistency = T.mul(col(1), klRow);
-      if (fuseDiv) terms.diversity = T.mul(col(2), entRow);
+      const task = scale(col(0), inv(ceCount)) as Tensor;
+      if (fuseCons) terms.consistency = scale(col(1), klRow) as Tensor;
+      if (fuseDiv) terms.diversity = scale(col(2), entRow) as Tensor;
       let loss = pass.total;
       for (const t of this.config.terms) {
         if ((t.name === "consistency" && fuseCons) || (t.name === "diversity" && fuseDiv)) continue;
@@ -211,4 +217,3 @@ export class BaLoraLoss {
 export function computeLosses(config: RegularizersConfig, batch: LossBatch, opts: BaLoraLossOptions = {}): LossResult {
   return new BaLoraLoss(config, opts).compute(batch);
 }
-

@@ -92,7 +92,11 @@ const TABLE: Record<PresetName, PresetTable> = {
     maskMode: "none",
     init: "pissa",
     terms: {
-      consistency: { lambda: 1e-4, schedule: { kind: "constant" }, options: { tau: 1, reduction: "batchmean", nlu: "mse", adaptive: false } },
+      consistency: {
+        lambda: 1e-4,
+        schedule: { kind: "constant" },
+        options: { tau: 1, reduction: "batchmean", nlu: "mse", adaptive: false },
+      },
       diversity: { lambda: 3e-4, schedule: { kind: "constant" }, options: { topK: 0 } },
       svd: {
         lambda: 1e-4,
@@ -128,13 +132,16 @@ export function presetConfig(name: PresetName): RegularizersConfig {
 }
 
 function num(field: string, v: unknown, test: (x: number) => boolean, what: string): number {
-  if (typeof v !== "number" || !Number.isFinite(v) || !test(v)) throw new ArgumentError(`${field}: must be ${what}, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v) || !test(v))
+    throw new ArgumentError(`${field}: must be ${what}, got ${JSON.stringify(v)}`);
   return v;
 }
 
 function termOf(field: string, raw: unknown): TermConfig {
-  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new ArgumentError(`${field}: must be an object, got ${JSON.stringify(raw)}`);
-  for (const k of Object.keys(raw)) if (!TERM_KEYS.includes(k)) throw new ArgumentError(`${field}.${k}: unknown field (fields: ${TERM_KEYS.join(", ")})`);
+  if (!raw || typeof raw !== "object" || Array.isArray(raw))
+    throw new ArgumentError(`${field}: must be an object, got ${JSON.stringify(raw)}`);
+  for (const k of Object.keys(raw))
+    if (!TERM_KEYS.includes(k)) throw new ArgumentError(`${field}.${k}: unknown field (fields: ${TERM_KEYS.join(", ")})`);
   const t = raw as TermConfig;
   if (t.enabled !== undefined && typeof t.enabled !== "boolean") throw new ArgumentError(`${field}.enabled: must be true or false`);
   if (t.lambda !== undefined) num(`${field}.lambda`, t.lambda, (x) => x >= 0, "a number ≥ 0");
@@ -156,7 +163,8 @@ export function resolveConfig(config: RegularizersConfig = {}): ResolvedConfig {
   const preset = config.preset ?? DEFAULT_PRESET;
   if (!PRESETS.includes(preset)) throw new ArgumentError(`preset: must be one of ${PRESETS.join(", ")}, got ${JSON.stringify(preset)}`);
   const taskType = config.taskType ?? "nlg";
-  if (taskType !== "nlg" && taskType !== "nlu") throw new ArgumentError(`taskType: must be "nlg" or "nlu", got ${JSON.stringify(taskType)}`);
+  if (taskType !== "nlg" && taskType !== "nlu")
+    throw new ArgumentError(`taskType: must be "nlg" or "nlu", got ${JSON.stringify(taskType)}`);
   const maskMode = config.maskMode ?? TABLE[preset].maskMode;
   if (!MASK_MODES.includes(maskMode))
     throw new ArgumentError(`maskMode: must be one of ${MASK_MODES.join(", ")}, got ${JSON.stringify(maskMode)}`);
@@ -176,7 +184,8 @@ export function resolveConfig(config: RegularizersConfig = {}): ResolvedConfig {
   for (const name of BUILT_IN_TERMS) apply(name, `preset ${preset}.${name}`, table.terms[name]);
   for (const name of BUILT_IN_TERMS) if (config[name] !== undefined) apply(name, name, config[name]);
   if (config.terms !== undefined) {
-    if (!config.terms || typeof config.terms !== "object" || Array.isArray(config.terms)) throw new ArgumentError("terms: must be an object");
+    if (!config.terms || typeof config.terms !== "object" || Array.isArray(config.terms))
+      throw new ArgumentError("terms: must be an object");
     for (const [name, raw] of Object.entries(config.terms)) apply(name, `terms.${name}`, raw);
   }
   const set = (name: string, patch: Partial<Merged> & { options?: Record<string, unknown> }) => {
@@ -190,7 +199,9 @@ export function resolveConfig(config: RegularizersConfig = {}): ResolvedConfig {
   if (config.tau !== undefined) set("consistency", { options: { tau: num("tau", config.tau, (x) => x > 0, "a number > 0") } });
   if (config.topKEntropy !== undefined)
     set("diversity", {
-      options: { topK: num("topKEntropy", config.topKEntropy, (x) => Number.isInteger(x) && x >= 0, "an integer ≥ 0 (0 = full vocabulary)") },
+      options: {
+        topK: num("topKEntropy", config.topKEntropy, (x) => Number.isInteger(x) && x >= 0, "an integer ≥ 0 (0 = full vocabulary)"),
+      },
     });
   const terms: ResolvedTerm[] = [];
   const effectiveTerms: Record<string, unknown> = {};

@@ -26,7 +26,9 @@ export function registerRegularizer<O extends Record<string, unknown>>(r: Regula
   if (typeof r.name !== "string" || !NAME.test(r.name))
     throw new ArgumentError(`registerRegularizer: name ${JSON.stringify(r.name)} must be lowercase letters, digits, "-" and "_"`);
   if (Object.hasOwn(BUILT_IN_REGULARIZERS, r.name))
-    throw new ArgumentError(`registerRegularizer: "${r.name}" is a built-in regularizer and cannot be replaced; register yours under another name`);
+    throw new ArgumentError(
+      `registerRegularizer: "${r.name}" is a built-in regularizer and cannot be replaced; register yours under another name`,
+    );
   if (typeof r.needsTeacher !== "boolean") throw new ArgumentError(`registerRegularizer: "${r.name}".needsTeacher must be a boolean`);
   if (!r.defaults || typeof r.defaults !== "object") throw new ArgumentError(`registerRegularizer: "${r.name}".defaults must be an object`);
   plugins().set(r.name, r as unknown as Regularizer);
@@ -53,7 +55,10 @@ const loaded = new Map<string, string[]>();
  * relative to the caller: pass `(s) => import(s)` from the importing module if the default (this
  * module's `import()`) does not see the package.
  */
-export async function loadRegularizerPlugin(specifier: string, importer: (s: string) => Promise<unknown> = (s) => import(s)): Promise<string[]> {
+export async function loadRegularizerPlugin(
+  specifier: string,
+  importer: (s: string) => Promise<unknown> = (s) => import(s),
+): Promise<string[]> {
   if (typeof specifier !== "string" || specifier === "") throw new ArgumentError("plugin: expected a package name or URL");
   const known = loaded.get(specifier);
   if (known) return known;
@@ -62,11 +67,15 @@ export async function loadRegularizerPlugin(specifier: string, importer: (s: str
   try {
     await importer(specifier);
   } catch (e) {
-    throw new ArgumentError(`plugin "${specifier}": could not be imported (${(e as Error).message.split("\n")[0]}); install it next to balora`);
+    throw new ArgumentError(
+      `plugin "${specifier}": could not be imported (${(e as Error).message.split("\n")[0]}); install it next to balora`,
+    );
   }
   const names = [...plugins().keys()].filter((n) => !before.has(n) || plugins().get(n) !== replacedBefore.get(n));
   if (names.length === 0)
-    throw new ArgumentError(`plugin "${specifier}": registered no regularizer on import (it must call registerRegularizer from @balora/regularizers)`);
+    throw new ArgumentError(
+      `plugin "${specifier}": registered no regularizer on import (it must call registerRegularizer from @balora/regularizers)`,
+    );
   loaded.set(specifier, names);
   return names;
 }

@@ -23,7 +23,9 @@ export class LmHead {
     weight.assertLive("LmHead");
     if (weight.rank !== 2) throw new ShapeError(`LmHead: the weight must be [V, h], got [${weight.shape.join(", ")}]`);
     if (weight.requiresGrad)
-      throw new ArgumentError("LmHead: the LM head weight is trainable; the fused head takes a frozen head (pass materialised logits to train it)");
+      throw new ArgumentError(
+        "LmHead: the LM head weight is trainable; the fused head takes a frozen head (pass materialised logits to train it)",
+      );
     const c = opts.softcap ?? null;
     if (c !== null && !(typeof c === "number" && Number.isFinite(c) && c >= 0))
       throw new ArgumentError(`LmHead: softcap must be a positive number or null, got ${c}`);

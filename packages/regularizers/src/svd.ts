@@ -32,7 +32,8 @@ export type VacuousReporter = (flag: boolean | Tensor, message: string) => void;
 export function validateSvdOptions(o: Record<string, unknown>, field: string): void {
   const int = (name: string, min: number) => {
     const v = o[name];
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min) throw new ArgumentError(`${field}.${name}: must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min)
+      throw new ArgumentError(`${field}.${name}: must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
   };
   int("k", 1);
   int("niter", 0);
@@ -65,7 +66,16 @@ export function svdTerm(source: LogitsSource, mask: Tensor, o: SvdTermOptions, r
     const src = isFactored(source) ? factoredLogits(part(source.hidden), source.head) : part(source);
     const m = part(mask);
     let ok: Tensor | null = null;
-    values.push(matrixTerm(src, m, o, () => {}, message, (f) => (ok = f)));
+    values.push(
+      matrixTerm(
+        src,
+        m,
+        o,
+        () => {},
+        message,
+        (f) => (ok = f),
+      ),
+    );
     oks.push(ok ?? T.zeros([], { backend: mask.backend }));
   }
   const okAll = T.noGrad(() => T.concat(oks.map((x) => T.reshape(x, [1]))));
@@ -124,10 +134,9 @@ function logitsTermRaw(z: Tensor, m: Tensor, enough: Tensor, o: SvdTermOptions):
   const z2 = T.reshape(z, [n, V]);
   const zm = T.mul(z2, T.reshape(m, [n, 1]));
   const s = T.sum(T.svdvals(zm, o.k, { method: o.method, niter: o.niter, oversample: o.oversample, seed: o.seed ?? 0 }));
-  const den =
-    o.denominator === "frobenius" ? safeSqrt(T.sum(T.square(zm))) : T.sum(T.svdvals(zm, Math.min(n, V), { method: "exact" }));
+  const den = o.denominator === "frobenius" ? safeSqrt(T.sum(T.square(zm))) : T.sum(T.svdvals(zm, Math.min(n, V), { method: "exact" }));
   const ok = T.noGrad(() => T.mul(enough, T.gt(den, TINY)));
-  return { value: T.mul(T.neg(T.div(s, T.maximum(den, TINY))), ok), ok };
+  return { value: T.sub(0, T.mul(T.div(s, T.maximum(den, TINY)), ok)), ok };
 }
 
 interface Spectrum {
@@ -144,57 +153,59 @@ function gramTerm(hidden: Tensor, head: LmHead, m: Tensor, enough: Tensor, o: Sv
   const wantGrad = T.isGradEnabled() && hidden.requiresGrad;
   const capped = head.softcap !== null;
   const randomized = o.method === "randomized" && !capped && o.k < n;
-  const { value, dh, ok } = T.tidy(() => T.noGrad(() => {
-    const hm = T.mul(flatRows(hidden, h), T.reshape(m, [n, 1]));
-    // P = Hm·WᵀW (so Z·W = P when uncapped); G = Z·Zᵀ.
-    const P = capped ? null : T.matmul(hm, head.gram());
-    const G = P ? T.matmul(P, hm, { transB: true }) : cappedGram(hm, head);
-    const f2 = P ? T.sum(T.mul(hm, P)) : trace(G);
-    const needAll = o.denominator === "sum" || !randomized;
-    const spec: Spectrum | null = needAll ? spectrum(G) : null;
-    let S: Tensor;
-    let topGrad: (() => Tensor) | null = null;
-    if (randomized) {
-      const r = randomizedTop(hm, head, o, n);
-      S = T.sum(r.s);
-      // ∂σ_i/∂Hm = u_i·(Wᵀv_i)ᵀ with the sketch's singular vectors (as svdvals differentiates its randomized path).
-      topGrad = () => T.matmul(r.u, r.wtv, { transB: true });
-    } else {
-      const top = T.narrow(spec!.sigma, 0, 0, o.k);
-      S = T.sum(top);
-    }
-    const den = o.denominator === "frobenius" ? safeSqrt(f2) : T.sum(spec!.sigma);
-    const ok = T.mul(enough, T.gt(den, TINY));
-    const safeDen = T.maximum(den, TINY);
-    const value = T.mul(T.neg(T.div(S, safeDen)), ok);
-    if (!wantGrad) return { value, dh: null, ok };
-    const inv = spec ? inverseSigma(spec.sigma, machineEps(hidden)) : null;
-    // Projector-weighted sums: Σ_{i∈set} u_i·u_iᵀ·X/σ_i = U_set·diag(1/σ)·U_setᵀ·X.
-    const weighted = (count: number, X: Tensor) => {
-      const U = T.narrow(spec!.u, 1, 0, count);
-      const c = T.narrow(inv!, 0, 0, count);
-      const UtX = T.matmul(U, X, { transA: true });
-      return T.matmul(U, T.mul(UtX, T.reshape(c, [count, 1])));
-    };
-    // dLoss/dHm = a·∂S + b·∂den with a = −ok/den, b = ok·S/den², ∂‖Z‖_F = Z·W/‖Z‖_F, ∂Σσ = Σ_i u_i·u_iᵀ·Z·W/σ_i.
-    const a = T.neg(T.div(ok, safeDen));
-    const bcoef = T.div(T.mul(ok, S), T.square(safeDen));
-    let dhm: Tensor;
-    if (P) {
-      const dS = topGrad ? topGrad() : weighted(o.k, P);
-      const dDen = o.denominator === "frobenius" ? T.div(P, safeDen) : weighted(n, P);
-      dhm = T.add(T.mul(dS, a), T.mul(dDen, bcoef));
-    } else {
-      // Soft-capped: dLoss/dZ = C·Z with C = a·U_k·diag(1/σ)·U_kᵀ + b·(I/‖Z‖_F or U·diag(1/σ)·Uᵀ); then through the cap and W.
-      const ident = eye(n, hm);
-      const topC = weighted(o.k, ident);
-      const denC = o.denominator === "frobenius" ? T.div(ident, safeDen) : weighted(n, ident);
-      const C = T.add(T.mul(topC, a), T.mul(denC, bcoef));
-      dhm = cappedBackward(hm, head, C);
-    }
-    const dh = T.reshape(T.mul(dhm, T.reshape(m, [n, 1])), hidden.shape);
-    return { value, dh, ok };
-  }));
+  const { value, dh, ok } = T.tidy(() =>
+    T.noGrad(() => {
+      const hm = T.mul(flatRows(hidden, h), T.reshape(m, [n, 1]));
+      // P = Hm·WᵀW (so Z·W = P when uncapped); G = Z·Zᵀ.
+      const P = capped ? null : T.matmul(hm, head.gram());
+      const G = P ? T.matmul(P, hm, { transB: true }) : cappedGram(hm, head);
+      const f2 = P ? T.sum(T.mul(hm, P)) : trace(G);
+      const needAll = o.denominator === "sum" || !randomized;
+      const spec: Spectrum | null = needAll ? spectrum(G) : null;
+      let S: Tensor;
+      let topGrad: (() => Tensor) | null = null;
+      if (randomized) {
+        const r = randomizedTop(hm, head, o, n);
+        S = T.sum(r.s);
+        // ∂σ_i/∂Hm = u_i·(Wᵀv_i)ᵀ with the sketch's singular vectors (as svdvals differentiates its randomized path).
+        topGrad = () => T.matmul(r.u, r.wtv, { transB: true });
+      } else {
+        const top = T.narrow(spec!.sigma, 0, 0, o.k);
+        S = T.sum(top);
+      }
+      const den = o.denominator === "frobenius" ? safeSqrt(f2) : T.sum(spec!.sigma);
+      const ok = T.mul(enough, T.gt(den, TINY));
+      const safeDen = T.maximum(den, TINY);
+      const value = T.sub(0, T.mul(T.div(S, safeDen), ok));
+      if (!wantGrad) return { value, dh: null, ok };
+      const inv = spec ? inverseSigma(spec.sigma, machineEps(hidden)) : null;
+      // Projector-weighted sums: Σ_{i∈set} u_i·u_iᵀ·X/σ_i = U_set·diag(1/σ)·U_setᵀ·X.
+      const weighted = (count: number, X: Tensor) => {
+        const U = T.narrow(spec!.u, 1, 0, count);
+        const c = T.narrow(inv!, 0, 0, count);
+        const UtX = T.matmul(U, X, { transA: true });
+        return T.matmul(U, T.mul(UtX, T.reshape(c, [count, 1])));
+      };
+      // dLoss/dHm = a·∂S + b·∂den with a = −ok/den, b = ok·S/den², ∂‖Z‖_F = Z·W/‖Z‖_F, ∂Σσ = Σ_i u_i·u_iᵀ·Z·W/σ_i.
+      const a = T.neg(T.div(ok, safeDen));
+      const bcoef = T.div(T.mul(ok, S), T.square(safeDen));
+      let dhm: Tensor;
+      if (P) {
+        const dS = topGrad ? topGrad() : weighted(o.k, P);
+        const dDen = o.denominator === "frobenius" ? T.div(P, safeDen) : weighted(n, P);
+        dhm = T.add(T.mul(dS, a), T.mul(dDen, bcoef));
+      } else {
+        // Soft-capped: dLoss/dZ = C·Z with C = a·U_k·diag(1/σ)·U_kᵀ + b·(I/‖Z‖_F or U·diag(1/σ)·Uᵀ); then through the cap and W.
+        const ident = eye(n, hm);
+        const topC = weighted(o.k, ident);
+        const denC = o.denominator === "frobenius" ? T.div(ident, safeDen) : weighted(n, ident);
+        const C = T.add(T.mul(topC, a), T.mul(denC, bcoef));
+        dhm = cappedBackward(hm, head, C);
+      }
+      const dh = T.reshape(T.mul(dhm, T.reshape(m, [n, 1])), hidden.shape);
+      return { value, dh, ok };
+    }),
+  );
   okOut?.(ok);
   if (!dh) return value;
   return T.record(value, "svdGram", [hidden], (g, _needs, [d]) => [T.mul(d, g)], [dh]);
@@ -244,7 +255,12 @@ function cappedChunk(hm: Tensor, head: LmHead, v0: number, vc: number): Tensor {
   const w = T.narrow(head.weight, 0, v0, vc);
   const z = T.matmul(hm, w, { transB: true });
   const c = head.softcap!;
-  return mapElementwise("svd_softcap", [z, c], ([x, cc]) => `${cc} * tanh(clamp(${x} / ${cc}, -15.0, 15.0))`, (x, cc) => cc * Math.tanh(x / cc));
+  return mapElementwise(
+    "svd_softcap",
+    [z, c],
+    ([x, cc]) => `${cc} * tanh(clamp(${x} / ${cc}, -15.0, 15.0))`,
+    (x, cc) => cc * Math.tanh(x / cc),
+  );
 }
 
 /** G = Σ over vocabulary chunks of Zc·Zcᵀ (Gemma 2's capped logits are not linear in H). */
@@ -272,7 +288,12 @@ function cappedBackward(hm: Tensor, head: LmHead, C: Tensor): Tensor {
     const vc = Math.min(step, V - v0);
     const zc = cappedChunk(hm, head, v0, vc);
     const y = T.matmul(C, zc);
-    const dz = mapElementwise("svd_softcap_grad", [y, zc, c], ([g, x, cc]) => `${g} * (1.0 - (${x} / ${cc}) * (${x} / ${cc}))`, (g, x, cc) => g * (1 - (x / cc) ** 2));
+    const dz = mapElementwise(
+      "svd_softcap_grad",
+      [y, zc, c],
+      ([g, x, cc]) => `${g} * (1.0 - (${x} / ${cc}) * (${x} / ${cc}))`,
+      (g, x, cc) => g * (1 - (x / cc) ** 2),
+    );
     const part = T.matmul(dz, T.narrow(head.weight, 0, v0, vc));
     d = d ? T.add(d, part) : part;
   }

@@ -74,7 +74,8 @@ function materialised(req: TokenTermsRequest): TokenTermsResult {
   const V = zs0.shape[zs0.rank - 1];
   const N = zs0.size / V;
   const zt0 = req.teacher as Tensor | null;
-  if (zt0 && zt0.size !== zs0.size) throw new ShapeError(`consistency: teacher logits [${zt0.shape}] and student logits [${zs0.shape}] differ`);
+  if (zt0 && zt0.size !== zs0.size)
+    throw new ShapeError(`consistency: teacher logits [${zt0.shape}] and student logits [${zs0.shape}] differ`);
   checkRows("targets", req.targets, N);
   checkRows("mask", req.mask, N);
   const wantGrad = T.isGradEnabled() && zs0.requiresGrad;

@@ -105,7 +105,9 @@ describe("presets", () => {
     expect(() => resolveConfig({ lambda1: -1 })).toThrow(/lambda1: must be a number ≥ 0, got -1/);
     expect(() => resolveConfig({ k: 2.5 })).toThrow(/k: must be an integer ≥ 1/);
     expect(() => resolveConfig({ maskMode: "left" as never })).toThrow(/maskMode: must be one of shifted, unshifted, none/);
-    expect(() => resolveConfig({ svd: { options: { denominator: "nuclear" } } })).toThrow(/svd\.options\.denominator: must be "frobenius" or "sum"/);
+    expect(() => resolveConfig({ svd: { options: { denominator: "nuclear" } } })).toThrow(
+      /svd\.options\.denominator: must be "frobenius" or "sum"/,
+    );
     expect(() => resolveConfig({ consistency: { options: { reduction: "avg" } } })).toThrow(/consistency\.options\.reduction/);
     expect(() => resolveConfig({ terms: { nope: { lambda: 1 } } })).toThrow(/regularizer "nope" is not registered/);
     expect(() => resolveConfig({ svd: { lamda: 1 } as never })).toThrow(/svd\.lamda: unknown field/);
@@ -116,7 +118,9 @@ describe("registry and plugins", () => {
   it("built-ins are listed and cannot be replaced; names are checked", () => {
     expect(registeredRegularizers().slice(0, 3)).toEqual(["consistency", "diversity", "svd"]);
     const loss = () => T.zeros([]);
-    expect(() => registerRegularizer({ name: "svd", needsTeacher: false, defaults: {}, loss })).toThrow(/built-in regularizer and cannot be replaced/);
+    expect(() => registerRegularizer({ name: "svd", needsTeacher: false, defaults: {}, loss })).toThrow(
+      /built-in regularizer and cannot be replaced/,
+    );
     expect(() => registerRegularizer({ name: "Bad Name", needsTeacher: false, defaults: {}, loss })).toThrow(/must be lowercase letters/);
     expect(getRegularizer("diversity").needsTeacher).toBe(false);
     expect(getRegularizer("consistency").needsTeacher).toBe(true);
@@ -140,6 +144,8 @@ describe("registry and plugins", () => {
     expect(await r.loss.item()).toBeCloseTo((await r.task.item()) + 0.5 * (await r.terms["logit-norm"].item()), 12);
     await expect(loadRegularizerPlugin("balora-plugin-does-not-exist")).rejects.toThrow(/could not be imported/);
     await expect(loadRegularizerPlugin(new URL("./helpers.ts", import.meta.url).href)).rejects.toThrow(/registered no regularizer/);
-    expect(() => resolveConfig({ terms: { "logit-norm": { options: { power: -1 } } } })).toThrow(/terms.logit-norm|logit-norm\.options\.power/);
+    expect(() => resolveConfig({ terms: { "logit-norm": { options: { power: -1 } } } })).toThrow(
+      /terms.logit-norm|logit-norm\.options\.power/,
+    );
   });
 });

@@ -75,7 +75,8 @@ async function compare(make: (p: Path) => (...xs: T.Tensor[]) => T.Tensor, tol: 
   // float64: the two paths are the same math
   expect(Math.abs(res["cpu-fused"].value - res["cpu-materialised"].value)).toBeLessThan(1e-10 * Math.abs(res["cpu-materialised"].value));
   expect(relErr(res["cpu-fused"].grads[0], res["cpu-materialised"].grads[0])).toBeLessThan(1e-9);
-  if (process.env.DEBUG_CMP) for (const [k, r] of Object.entries(res)) console.log(k, r.value, relErr(r.grads[0], res["cpu-materialised"].grads[0]));
+  if (process.env.DEBUG_CMP)
+    for (const [k, r] of Object.entries(res)) console.log(k, r.value, relErr(r.grads[0], res["cpu-materialised"].grads[0]));
   // f32: fused vs materialised on the device, and vs the float64 oracle
   for (const p of ["gpu-fused", "gpu-materialised"]) {
     expect(Math.abs(res[p].value - res["cpu-materialised"].value) / Math.abs(res["cpu-materialised"].value)).toBeLessThan(tol);
@@ -96,7 +97,8 @@ const svdBase: SvdTermOptions = { k: 3, denominator: "frobenius", scope: "batch"
 
 describe("fused SVD term (Gram matrix in hidden space) = materialised", () => {
   it("exact, top-3 over ‖Z‖_F, stacked valid rows", () => compare((p) => svdLoss(p, null, svdBase), 2e-5));
-  it("exact, top-3 over Σσ, per sequence", () => compare((p) => svdLoss(p, null, { ...svdBase, denominator: "sum", scope: "sequence" }, true), 2e-5));
+  it("exact, top-3 over Σσ, per sequence", () =>
+    compare((p) => svdLoss(p, null, { ...svdBase, denominator: "sum", scope: "sequence" }, true), 2e-5));
   it("soft-capped logits: the Gram matrix over vocabulary chunks", () => compare((p) => svdLoss(p, 2.5, svdBase), 2e-5));
   it("randomized (q = k + 5, 2 power iterations): the same sketch as svdvals", () =>
     compare((p) => svdLoss(p, null, { ...svdBase, method: "randomized" }), 2e-5));

@@ -42,7 +42,9 @@ export async function valueAndGrads(
   const value = await y.item();
   if (y.requiresGrad) T.backward(y);
   const grads = await Promise.all(
-    xs.map(async (x, i) => (inputs[i].grad ? Float64Array.from(x.grad ? await x.grad.data() : new Float32Array(x.size)) : new Float64Array(0))),
+    xs.map(async (x, i) =>
+      inputs[i].grad ? Float64Array.from(x.grad ? await x.grad.data() : new Float32Array(x.size)) : new Float64Array(0),
+    ),
   );
   for (const x of xs) x.dispose();
   y.dispose();
@@ -59,7 +61,9 @@ export function finiteDiff(
 ): number[] {
   const f = (vals: number[]) =>
     T.noGrad(() => {
-      const xs = inputs.map((s, i) => T.tensor(i === which ? vals : s.values, s.shape, { backend: T.cpuBackend(), dtype: s.dtype ?? "f32" }));
+      const xs = inputs.map((s, i) =>
+        T.tensor(i === which ? vals : s.values, s.shape, { backend: T.cpuBackend(), dtype: s.dtype ?? "f32" }),
+      );
       const y = fn(...xs);
       const v = (y.storage as unknown as { data: Float64Array }).data[y.offset];
       for (const x of xs) x.dispose();

@@ -59,7 +59,7 @@ describe("SVD edge cases", () => {
         return svdTerm(z, m, base, (f) => void report(f));
       });
       await new Promise((res) => setTimeout(res, 10));
-      expect(r.value).toBe(-0);
+      expect(Object.is(r.value, 0)).toBe(true);
       expect(Math.max(...r.grads[0].map(Math.abs))).toBe(0);
       expect(reports).toEqual([1]);
       // k ≥ the number of columns (an NLU head with C ≤ k): statically vacuous, reported at once

@@ -42,3 +42,19 @@ describe("token terms on materialised logits", () => {
   it("top-k entropy (k = 5)", () => checkOp("topk entropy", terms({ ent: true, topK: 5 }, [0, 0, -0.9]), specs));
   it("all together", () => checkOp("all", terms({ ce: true, kl: true, ent: true, topK: 4, tau: 2 }, [0.3, 0.5, -0.2]), specs));
 });
+
+describe("token terms at the edges", () => {
+  it("logits of ±1e4: finite values and gradients, WebGPU matches the oracle", () => {
+    const big = Array.from({ length: N * V }, (_, i) => (i % 5 === 0 ? 1e4 : i % 7 === 0 ? -1e4 : Math.sin(i)));
+    const bigT = Array.from({ length: N * V }, (_, i) => (i % 3 === 0 ? -1e4 : i % 11 === 0 ? 1e4 : Math.cos(i)));
+    return checkOp(
+      "extreme",
+      terms({ ce: true, kl: true, ent: true, topK: 4, tau: 2 }, [0.3, 0.5, -0.2]),
+      [
+        { shape: [N, V], values: big },
+        { shape: [N, V], values: bigT, grad: false },
+      ],
+      { atol: 1e-3, rtol: 1e-5, fd: false },
+    );
+  });
+});

@@ -162,11 +162,16 @@ function topKWgsl(K: number, wg: number, A: (j: string) => string): string {
   const q = Array.from({ length: K }, (_, i) => i);
   const NONE = "0xffffffffu";
   const insert = q
-    .map((i) => `{ let s = c || ti${i} == ${NONE} || x > tv${i};
+    .map(
+      (i) => `{ let s = c || ti${i} == ${NONE} || x > tv${i};
         let nv = select(tv${i}, x, s); let ni = select(ti${i}, xi, s);
-        x = select(x, tv${i}, s); xi = select(xi, ti${i}, s); tv${i} = nv; ti${i} = ni; c = s; }`)
+        x = select(x, tv${i}, s); xi = select(xi, ti${i}, s); tv${i} = nv; ti${i} = ni; c = s; }`,
+    )
     .join("\n      ");
-  const shift = `${q.slice(0, -1).map((i) => `tv${i} = tv${i + 1}; ti${i} = ti${i + 1};`).join(" ")} tv${K - 1} = -${FLT_MAX}; ti${K - 1} = ${NONE};`;
+  const shift = `${q
+    .slice(0, -1)
+    .map((i) => `tv${i} = tv${i + 1}; ti${i} = ti${i + 1};`)
+    .join(" ")} tv${K - 1} = -${FLT_MAX}; ti${K - 1} = ${NONE};`;
   return `${q.map((i) => `var tv${i} = -${FLT_MAX}; var ti${i} = ${NONE};`).join(" ")}
   for (var j = lid.x; j < p.V; j += ${wg}u) {
     let v = ${A("j")};
