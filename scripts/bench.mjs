@@ -11,6 +11,7 @@ const benches = [
   "packages/safetensors/bench/rss.mjs",
   "packages/models/bench/forward.mjs",
   "packages/lora/bench/pissa.mjs",
+  "packages/regularizers/bench/head.mjs",
 ];
 for (const b of benches) {
   const r = spawnSync(process.execPath, [b, ...args], { cwd: repoRoot, stdio: "inherit" });

@@ -3,6 +3,7 @@
 import * as T from "@balora/tensor";
 import { ArgumentError, type Tensor } from "@balora/tensor";
 import { mapElementwise } from "@balora/tensor/kernel";
+import { gramEigh } from "./fused/eigh.js";
 import { factoredLogits, isFactored, type LmHead } from "./source.js";
 import { flatRows } from "./token.js";
 import type { LogitsSource } from "./types.js";
@@ -212,14 +213,13 @@ function gramTerm(hidden: Tensor, head: LmHead, m: Tensor, enough: Tensor, o: Sv
 }
 
 /**
- * Eigenpairs of the PSD Gram matrix: σ = √λ descending and the eigenvectors. For a PSD matrix the
- * singular values are the eigenvalues, so the unshifted Jacobi SVD serves (as svdvals' exact path):
- * small eigenvalues keep their relative accuracy better than with eigh's shift.
+ * Eigenpairs of the PSD Gram matrix: σ = √λ descending and the eigenvectors, by one-sided Jacobi
+ * without a shift (small eigenvalues keep their accuracy, as in svdvals' exact path), all sweeps in
+ * one dispatch (gramEigh).
  */
 function spectrum(G: Tensor): Spectrum {
-  const { u, s, v } = T.svd(G);
-  u.dispose();
-  return { sigma: T.sqrt(T.maximum(s, 0)), u: v };
+  const { values, vectors } = gramEigh(G);
+  return { sigma: T.sqrt(T.maximum(values, 0)), u: vectors };
 }
 
 /** 1/σ_i where σ_i > √eps·σ_1, else 0 (directions at noise level get no gradient, as svdvals). */

@@ -130,15 +130,19 @@ function fused(req: TokenTermsRequest): TokenTermsResult {
     for (let r0 = 0; r0 < N; r0 += chunk) {
       const n = Math.min(chunk, N - r0);
       const rows = (t: Tensor) => T.narrow(t, 0, r0, n);
+      // Student and teacher rows through the head in one product: [H_s; H_t]_c·Wᵀ = [Z_s; Z_t]_c (the two [chunk, V] buffers).
       const hc = rows(hs);
-      const zs = T.matmul(hc, W, { transB: true });
-      hc.dispose();
+      let zs: Tensor;
       let zt: Tensor | null = null;
       if (ht) {
         const htc = rows(ht);
-        zt = T.matmul(htc, W, { transB: true });
-        htc.dispose();
-      }
+        const both = T.concat([hc, htc], 0);
+        const z2 = T.matmul(both, W, { transB: true });
+        zs = T.narrow(z2, 0, 0, n);
+        zt = T.narrow(z2, 0, n, n);
+        for (const t of [htc, both, z2]) t.dispose();
+      } else zs = T.matmul(hc, W, { transB: true });
+      hc.dispose();
       const tc = targets ? rows(targets) : null;
       const mc = rows(mask);
       rowPass(

@@ -141,7 +141,7 @@ class Tiny extends T.Module {
 
 describe("the teacher is base + initial adapter: consistency 0 at step 0", () => {
   for (const init of ["pissa", true] as const)
-    it(`${init === true ? "zero-initialised LoRA" : "PiSSA"}: KL(teacher ‖ student) = 0 to f32 precision, materialised and fused`, async () => {
+    it(`${init === true ? "zero-initialised LoRA" : "PiSSA"}: KL(teacher ‖ student) = 0 to f32, materialised and fused`, async () => {
       const backend = await testBackend();
       const model = new Tiny(backend);
       L.injectAdapter(model, { r: 4, lora_alpha: 8, target_modules: ["q_proj", "up_proj"], init_lora_weights: init });

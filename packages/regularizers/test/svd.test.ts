@@ -113,7 +113,7 @@ describe("SVD edge cases", () => {
     }
   });
 
-  it("degenerate singular values inside the top-k (σ = 3, 3, 3 then 1): the gradient is the projector's, as finite differences say", async () => {
+  it("degenerate σ inside the top-k (3, 3, 3 then 1): the gradient is the projector's, as finite differences say", async () => {
     const [n, V] = [5, 7];
     // Z = diag(3, 3, 3, 1, 0.5) padded, rotated by a fixed orthogonal mix of two columns so it is not trivially sparse.
     const d = [3, 3, 3, 1, 0.5];
@@ -133,5 +133,44 @@ describe("SVD edge cases", () => {
     const g = await valueAndGrads(await testBackend(), inputs, fn);
     expect(Math.abs(g.value - r.value)).toBeLessThan(1e-6);
     idx.forEach((k) => expect(Math.abs(g.grads[0][k] - r.grads[0][k])).toBeLessThan(2e-5));
+  });
+});
+
+describe("gramEigh: the Gram matrix's eigenpairs in one dispatch", () => {
+  it("WebGPU: G·v_i = λ_i·v_i, orthonormal V, descending λ, equal to the float64 oracle (odd n, rank-deficient)", async () => {
+    const { gramEigh } = await import("../src/fused/eigh.js");
+    const [n, r] = [37, 20]; // rank 20 < n: 17 zero eigenvalues
+    const x = lowRankPlusNoise(n, r, r, 0, 21);
+    const gram = (b: T.Backend) => {
+      const X = T.tensor(x, [n, r], { backend: b });
+      return T.matmul(X, X, { transB: true });
+    };
+    const ref = gramEigh(gram(cpu));
+    const got = gramEigh(gram(await testBackend()));
+    const [lr, lg] = [await ref.values.data(), await got.values.data()];
+    const [vr, vg] = [await ref.vectors.data(), await got.vectors.data()];
+    const G = await gram(cpu).data();
+    for (let i = 0; i < n; i++) {
+      if (i > 0) expect(lr[i]).toBeLessThanOrEqual(lr[i - 1]);
+      // float64 oracle: G·v = λ·v to 1e-10
+      for (let a = 0; a < n; a++) {
+        let s = 0;
+        for (let c = 0; c < n; c++) s += G[a * n + c] * vr[c * n + i];
+        expect(Math.abs(s - lr[i] * vr[a * n + i])).toBeLessThan(1e-10 * lr[0]);
+      }
+      expect(Math.abs(lg[i] - lr[i])).toBeLessThan(1e-5 * lr[0]); // f32: absolute error ≈ eps·‖G‖
+    }
+    // f32: the leading eigenvectors agree up to sign, and V is orthonormal
+    for (let i = 0; i < 5; i++) {
+      let dot = 0;
+      for (let a = 0; a < n; a++) dot += vg[a * n + i] * vr[a * n + i];
+      expect(Math.abs(Math.abs(dot) - 1)).toBeLessThan(1e-5);
+    }
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j <= i; j++) {
+        let dot = 0;
+        for (let a = 0; a < n; a++) dot += vg[a * n + i] * vg[a * n + j];
+        expect(Math.abs(dot - (i === j ? 1 : 0))).toBeLessThan(1e-5);
+      }
   });
 });

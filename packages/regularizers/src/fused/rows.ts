@@ -4,6 +4,7 @@ import { ArgumentError, type Tensor } from "@balora/tensor";
 import {
   bindSpan,
   cpuData,
+  fitsBinding,
   cpuValues,
   type GpuBackend,
   inputDecl,
@@ -76,16 +77,20 @@ function gpuPass(b: GpuBackend, o: RowPass, a: RowArgs, n: number, V: number): v
   const cap = o.softcap !== null && o.softcap > 0;
   const zt = o.kl ? a.zt! : null;
   const { code, err } = b.validation(`regularizers: a target is out of range [0, ${V}) and not −100 (logits [${n}, ${V}])`);
-  const storages = zt ? [a.zs.storage, zt.storage] : [a.zs.storage];
+  // Student and teacher rows may share one storage (the fused head's stacked chunk): then the teacher is
+  // read through the student's read_write binding (one buffer cannot be bound writable and read-only at once).
+  const shared = !!zt && zt.storage === a.zs.storage;
+  if (shared && !fitsBinding(b, a.zs.storage)) throw new ArgumentError("rowPass: a shared student/teacher chunk must fit one binding");
+  const storages = zt && !shared ? [a.zs.storage, zt.storage] : [a.zs.storage];
   for (const [r0, r1] of rowRuns(b, n, V * 4, storages)) {
     const zs = bindSpan(b, a.zs.storage, a.zs.offset + r0 * V, (r1 - r0) * V);
-    const ts = zt ? bindSpan(b, zt.storage, zt.offset + r0 * V, (r1 - r0) * V) : null;
+    const ts = zt && !shared ? bindSpan(b, zt.storage, zt.offset + r0 * V, (r1 - r0) * V) : null;
     const params = {
       u: {
         n: r1 - r0,
         V,
         zso: zs.base,
-        zto: ts ? ts.base : 0,
+        zto: ts ? ts.base : shared ? zt!.offset + r0 * V : 0,
         to: a.targets ? a.targets.offset + r0 : 0,
         mo: a.mask.offset + r0,
         wo: a.weights.offset,
@@ -98,12 +103,14 @@ function gpuPass(b: GpuBackend, o: RowPass, a: RowArgs, n: number, V: number): v
     let bi = 1;
     const decl = (name: string, dtype: "f32" | "i32" | "bf16" | "f16") => inputDecl(bi++, name, dtype);
     const inDecls = `${ts ? decl("zt", zt!.dtype) : ""}${o.ce ? decl("tg", "i32") : ""}${decl("mk", "f32")}${decl("w", "f32")}`;
-    const outDecls = `@group(0) @binding(${bi}) var<storage, read_write> zs: array<f32>;\n${outputDecl(bi + 1, "vals")}${reportWgsl(bi + 2)}`;
+    const zsDecl = `@group(0) @binding(${bi}) var<storage, read_write> zs: array<f32>;\n`;
+    const outDecls = `${zsDecl}${outputDecl(bi + 1, "vals")}${reportWgsl(bi + 2)}`;
     const A = (j: string) => (cap ? `(p.cap * tanh(clamp(zs[rb + ${j}] / p.cap, -15.0, 15.0)) * p.scale)` : `(zs[rb + ${j}] * p.scale)`);
-    const Tv = (j: string) => (cap ? `(p.cap * tanh(clamp(load_zt(tb + ${j}) / p.cap, -15.0, 15.0)))` : `load_zt(tb + ${j})`);
+    const tload = (j: string) => (shared ? `zs[tb + ${j}]` : `load_zt(tb + ${j})`);
+    const Tv = (j: string) => (cap ? `(p.cap * tanh(clamp(${tload(j)} / p.cap, -15.0, 15.0)))` : tload(j));
     const flags = `${+o.ce}${+o.kl}${+o.ent}${+o.write}`;
     b.dispatch({
-      key: `reg_rows:${flags}:${K}:${wg}:${cap}:${zt?.dtype ?? "-"}`,
+      key: `reg_rows:${flags}:${K}:${wg}:${cap}:${shared ? "shared" : (zt?.dtype ?? "-")}`,
       params,
       inputs,
       outputs: [zs.binding, a.vals.storage, err],
@@ -141,7 +148,8 @@ ${MAIN(wg)} {
   }
   ${o.ent && !K ? "let ent = lse1 - wg_sum(acc_pa, lid.x) / s1;" : ""}
   ${K ? "let ks = wg_sum(acc_ks, lid.x); let ka = wg_sum(acc_ka, lid.x); let lsek = m1 + log(ks); let ent = lsek - ka / ks;" : ""}
-  ${o.kl ? "let lses = m1 * p.invtau + log(wg_sum(acc_ss, lid.x)); let lset = mt + log(st); let kl = wg_sum(acc_kl, lid.x) / st - lset + lses;" : ""}
+  ${o.kl ? "let lses = m1 * p.invtau + log(wg_sum(acc_ss, lid.x)); let lset = mt + log(st);" : ""}
+  ${o.kl ? "let kl = wg_sum(acc_kl, lid.x) / st - lset + lses;" : ""}
   if (lid.x == 0u) {
     let vr = (p.vo + r) * 3u;
     vals[vr] = ${o.ce ? "ce" : "0.0"};
@@ -187,7 +195,8 @@ function topKWgsl(K: number, wg: number, A: (j: string) => string): string {
     for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
       if (lid.x < s) {
         let ov = pv[lid.x + s]; let oi = pix[lid.x + s];
-        if (oi != ${NONE} && (pix[lid.x] == ${NONE} || ov > pv[lid.x] || (ov == pv[lid.x] && oi < pix[lid.x]))) { pv[lid.x] = ov; pix[lid.x] = oi; }
+        let better = pix[lid.x] == ${NONE} || ov > pv[lid.x] || (ov == pv[lid.x] && oi < pix[lid.x]);
+        if (oi != ${NONE} && better) { pv[lid.x] = ov; pix[lid.x] = oi; }
       }
       workgroupBarrier();
     }
