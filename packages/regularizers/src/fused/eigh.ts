@@ -169,8 +169,7 @@ fn gload(r: u32, c: u32) -> f32 { return select(0.0, g[p.go + r * p.gs0 + min(c,
       let c = 4u * c4;
       let x = vec4<f32>(gload(r, c), gload(r, c + 1u), gload(r, c + 2u), gload(r, c + 3u));
       w[r * m4 + c4] = x; part += dot(x, x);
-      let e = vec4<f32>(select(0.0, 1.0, r == c), select(0.0, 1.0, r == c + 1u), select(0.0, 1.0, r == c + 2u), select(0.0, 1.0, r == c + 3u));
-      w[rb + r * m4 + c4] = e;
+      w[rb + r * m4 + c4] = select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(c, c + 1u, c + 2u, c + 3u) == vec4<u32>(r));
     }
   }
   let zero2 = subgroupAdd(part) * p.zero;
