@@ -49,6 +49,8 @@ export interface BaLoraLossOptions {
   warn?: (message: string) => void;
   /** Rows per chunk of the fused head (default: 16 MiB of f32 logits per chunk). */
   chunkRows?: number;
+  /** Skip terms whose λ(step) is 0 (two-phase's off phase): not computed, absent from `terms` (default false: logged anyway). */
+  skipInactive?: boolean;
 }
 
 /** Tensors of a result, for disposal. */
@@ -69,6 +71,7 @@ export class BaLoraLoss {
   private readonly warnFn: (message: string) => void;
   private readonly warned = new Set<string>();
   private readonly chunkRows: number | undefined;
+  private readonly skipInactive: boolean;
 
   constructor(config: RegularizersConfig | ResolvedConfig = {}, opts: BaLoraLossOptions = {}) {
     this.config =
@@ -77,6 +80,7 @@ export class BaLoraLoss {
         : resolveConfig(config as RegularizersConfig);
     this.warnFn = opts.warn ?? ((m) => console.warn(`balora: ${m}`));
     this.chunkRows = opts.chunkRows;
+    this.skipInactive = !!opts.skipInactive;
   }
 
   /** Whether any active term reads the teacher. */
@@ -155,12 +159,14 @@ export class BaLoraLoss {
         },
       };
       const lambdas: Record<string, number | Tensor> = this.lambdas(batch.step, batch.totalSteps);
+      const active = this.config.terms.filter((t) => !this.skipInactive || lambdas[t.name] !== 0);
+      for (const t of this.config.terms) if (!active.includes(t)) delete lambdas[t.name];
       const terms: Record<string, Tensor> = {};
       // The token pass: CE always; the built-in consistency (KL form) and NLG diversity ride along.
-      const cons = this.config.terms.find((t) => t.name === "consistency" && t.regularizer === BUILT_IN_REGULARIZERS.consistency);
+      const cons = active.find((t) => t.name === "consistency" && t.regularizer === BUILT_IN_REGULARIZERS.consistency);
       const consOpts = cons?.options as ConsistencyOptions | undefined;
       const fuseCons = !!cons && (taskType === "nlg" || consOpts!.nlu === "kl");
-      const div = this.config.terms.find((t) => t.name === "diversity" && t.regularizer === BUILT_IN_REGULARIZERS.diversity);
+      const div = active.find((t) => t.name === "diversity" && t.regularizer === BUILT_IN_REGULARIZERS.diversity);
       const fuseDiv = !!div && taskType === "nlg";
       const ceCount = batch.numItems ?? T.maximum(T.sum(countedTargets(targets)), 1);
       if (fuseCons && consOpts!.adaptive) {
@@ -200,7 +206,7 @@ export class BaLoraLoss {
       if (fuseCons) terms.consistency = scale(col(1), klRow) as Tensor;
       if (fuseDiv) terms.diversity = scale(col(2), entRow) as Tensor;
       let loss = pass.total;
-      for (const t of this.config.terms) {
+      for (const t of active) {
         if ((t.name === "consistency" && fuseCons) || (t.name === "diversity" && fuseDiv)) continue;
         const value = t.regularizer.loss(ctx, t.options);
         if (value.size !== 1) throw new ShapeError(`regularizer "${t.name}" returned shape [${value.shape.join(", ")}], expected a scalar`);

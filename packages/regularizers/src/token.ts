@@ -56,6 +56,14 @@ export function tokenTerms(req: TokenTermsRequest): TokenTermsResult {
   return isFactored(student) ? fused(req) : materialised(req);
 }
 
+/** g·d under `shape` (the saved forward-time gradient times the upstream scalar), no stray intermediate. */
+function scaledGrad(d: Tensor, g: Tensor, shape: readonly number[]): Tensor {
+  const m = T.mul(d, g);
+  const r = T.reshape(m, shape);
+  if (r !== m) m.dispose();
+  return r;
+}
+
 function checkRows(what: string, t: Tensor | null, rows: number): void {
   if (t && t.size !== rows) throw new ShapeError(`${what}: expected ${rows} rows, got [${t.shape.join(", ")}]`);
 }
@@ -100,7 +108,7 @@ function materialised(req: TokenTermsRequest): TokenTermsResult {
     if (dz !== zs0) dz.dispose();
     return { total, rows: vals };
   }
-  const out = T.record(total, "tokenTerms", [zs0], (g, _needs, [d]) => [T.reshape(T.mul(d, g), zs0.shape)], [dz]);
+  const out = T.record(total, "tokenTerms", [zs0], (g, _needs, [d]) => [scaledGrad(d, g, zs0.shape)], [dz]);
   return { total: out, rows: vals };
 }
 
@@ -164,7 +172,7 @@ function fused(req: TokenTermsRequest): TokenTermsResult {
   });
   const total = totalOf(vals, req.weights);
   if (!dh) return { total, rows: vals };
-  const out = T.record(total, "fusedTokenTerms", [hidden], (g, _needs, [d]) => [T.reshape(T.mul(d, g), hidden.shape)], [dh]);
+  const out = T.record(total, "fusedTokenTerms", [hidden], (g, _needs, [d]) => [scaledGrad(d, g, hidden.shape)], [dh]);
   return { total: out, rows: vals };
 }
 

@@ -171,3 +171,28 @@ describe("the teacher is base + initial adapter: consistency 0 at step 0", () =>
       expect(await r.terms.consistency.item()).toBeGreaterThan(1e-4);
     });
 });
+
+describe("BaLoraLoss over many steps", () => {
+  it("memory stays flat over 12 fused steps (compute, backward, dispose); skipInactive drops terms whose λ is 0", async () => {
+    const backend = await testBackend();
+    const W = T.tensor(normals(V * h, 3, 0.5), [V, h], { backend });
+    const head = new LmHead(W);
+    const labels = T.tensor([-100, 4, 5, 6, 7, 8, 9, 10, -100, -100, 3, 4, 5, 6, 7, -100], [B, S], { backend, dtype: "i32" });
+    const ht = T.tensor(normals(B * S * h, 5), [B, S, h], { backend });
+    const loss = new BaLoraLoss({ preset: "iclr2026", k: 4 }, { warn: () => {}, skipInactive: true });
+    let before = 0;
+    for (let step = 0; step < 12; step++) {
+      const hidden = T.tensor(normals(B * S * h, 10 + step), [B, S, h], { backend, requiresGrad: true });
+      const r = loss.compute({ student: factoredLogits(hidden, head), teacher: factoredLogits(ht, head), labels, step, totalSteps: 10 });
+      // two-phase: λ2 = λ3 = 0 for steps < ⌊0.2·10⌋ = 2, and at step 2 the ramp starts from 0
+      expect(Object.keys(r.terms)).toEqual(step < 3 ? ["consistency"] : ["consistency", "diversity", "svd"]);
+      T.backward(r.loss);
+      await hidden.grad!.data();
+      BaLoraLoss.dispose(r);
+      hidden.dispose();
+      if (step === 4) before = backend.memory().bytesInUse;
+      if (step > 4) expect(backend.memory().bytesInUse).toBe(before);
+    }
+    head.dispose();
+  });
+});
