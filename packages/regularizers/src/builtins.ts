@@ -25,6 +25,9 @@ export interface DiversityOptions extends Record<string, unknown> {
 
 export type SvdOptions = SvdTermOptions & Record<string, unknown>;
 
+/** Largest top-k of the entropy (the row pass keeps k values per lane in registers). */
+export const MAX_TOP_K = 64;
+
 const oneOf = (o: Record<string, unknown>, field: string, name: string, values: string[]) => {
   if (!values.includes(o[name] as string))
     throw new ArgumentError(`${field}.${name}: must be ${values.map((v) => `"${v}"`).join(" or ")}, got ${JSON.stringify(o[name])}`);
@@ -139,8 +142,10 @@ export const diversityRegularizer: Regularizer<DiversityOptions> = {
   needsTeacher: false,
   defaults: { topK: 20 },
   validate(o, field) {
-    if (typeof o.topK !== "number" || !Number.isInteger(o.topK) || o.topK < 0)
-      throw new ArgumentError(`${field}.topK: must be an integer ≥ 0 (0 = full vocabulary), got ${JSON.stringify(o.topK)}`);
+    if (typeof o.topK !== "number" || !Number.isInteger(o.topK) || o.topK < 0 || o.topK > MAX_TOP_K)
+      throw new ArgumentError(
+        `${field}.topK: must be an integer in [0, ${MAX_TOP_K}] (0 = full vocabulary), got ${JSON.stringify(o.topK)}`,
+      );
   },
   loss(ctx, o) {
     if (ctx.taskType === "nlu") return covariancePenalty(ctx);

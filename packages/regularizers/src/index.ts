@@ -6,6 +6,7 @@ export {
   consistencyRegularizer,
   type DiversityOptions,
   diversityRegularizer,
+  MAX_TOP_K,
   type SvdOptions,
   svdRegularizer,
 } from "./builtins.js";
@@ -25,6 +26,6 @@ export {
 export { getRegularizer, loadRegularizerPlugin, registeredRegularizers, registerRegularizer } from "./registry.js";
 export { adaptiveFactor, type LambdaSchedule, lambdaFactor, parseSchedule, SCHEDULE_KINDS } from "./schedules.js";
 export { factoredLogits, isFactored, LmHead, type LmHeadOptions, materialize, supervisionMask } from "./source.js";
-export { type SvdTermOptions, svdTerm } from "./svd.js";
+export { type SvdTermOptions, svdTerm, type VacuousReporter } from "./svd.js";
 export { defaultChunkRows, type TokenTermsRequest, type TokenTermsResult, teacherEntropy, tokenTerms } from "./token.js";
 export type { FactoredLogits, LogitsSource, MaskMode, Regularizer, RegularizerContext, TaskType } from "./types.js";

@@ -51,6 +51,8 @@ export const flatRows = (t: Tensor, cols: number | null): Tensor => {
 export function tokenTerms(req: TokenTermsRequest): TokenTermsResult {
   const { student, teacher } = req;
   if (req.kl && !teacher) throw new ArgumentError("consistency: needs the teacher's logits (pass teacher)");
+  if (!Number.isInteger(req.topK) || req.topK < 0 || req.topK > 64)
+    throw new ArgumentError(`token terms: topK must be an integer in [0, 64] (0 = full vocabulary), got ${req.topK}`);
   if (teacher && isFactored(teacher) !== isFactored(student))
     throw new ArgumentError("token terms: student and teacher must both be materialised logits or both factored");
   return isFactored(student) ? fused(req) : materialised(req);

@@ -111,6 +111,7 @@ describe("presets", () => {
     expect(() => resolveConfig({ consistency: { options: { reduction: "avg" } } })).toThrow(/consistency\.options\.reduction/);
     expect(() => resolveConfig({ terms: { nope: { lambda: 1 } } })).toThrow(/regularizer "nope" is not registered/);
     expect(() => resolveConfig({ svd: { lamda: 1 } as never })).toThrow(/svd\.lamda: unknown field/);
+    expect(() => resolveConfig({ topKEntropy: 65 })).toThrow(/diversity\.options\.topK: must be an integer in \[0, 64\]/);
   });
 });
 
