@@ -8,7 +8,7 @@ import { repoRoot } from "./lib/pnpm.mjs";
 const require = createRequire(import.meta.url);
 const ts = require("typescript");
 const check = process.argv.includes("--check");
-const PACKAGES = ["safetensors", "tensor", "lora", "models", "ba-lora"];
+const PACKAGES = ["safetensors", "tensor", "lora", "regularizers", "models", "ba-lora"];
 
 /** One line per exported name: its kind and its declaration as the .d.ts states it (whitespace folded). */
 function report(entryDts) {

@@ -35,6 +35,7 @@ const benches = [
   "packages/models/bench/forward.mjs",
   "packages/models/bench/lora-step.mjs",
   "packages/lora/bench/pissa.mjs",
+  "packages/regularizers/bench/head.mjs",
 ];
 for (const [i, b] of benches.entries()) {
   progress(`${i + 1}/${benches.length} ${b}`);
