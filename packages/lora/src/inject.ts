@@ -5,7 +5,7 @@ import { ArgumentError } from "@balora/tensor";
 import { DEFAULT_TARGETS, type LoraConfig, loraConfig, resolveModuleParams, variantOf } from "./config.js";
 import { LoraLinear } from "./layer.js";
 import { isTarget } from "./match.js";
-import { pissaInit } from "./pissa.js";
+import { pissaInit, snapshotInitial } from "./pissa.js";
 import { type AdapterState, getVariant } from "./variant.js";
 
 /** Configs of the adapters injected into each model, by adapter name. */
@@ -114,7 +114,7 @@ export function injectAdapter(model: T.Module, config: Partial<LoraConfig> = {},
   return { adapterName: name, targets: matched.map(([p]) => p) };
 }
 
-function requireAdapters(model: T.Module, names: string[]): void {
+export function requireAdapters(model: T.Module, names: string[]): void {
   const known = adapterConfigs(model);
   for (const n of names)
     if (!known.has(n)) throw new ArgumentError(`adapter "${n}" does not exist (adapters: ${[...known.keys()].join(", ") || "none"})`);
@@ -166,6 +166,19 @@ export function disableAdapters<R>(model: T.Module, fn: () => R): R {
 export function withInitialAdapters<R>(model: T.Module, fn: () => R): R {
   if (loraLayers(model).some(([, l]) => l.merged.length)) throw new ArgumentError("withInitialAdapters: unmerge the adapters first");
   return withFlag(model, (l, on) => (l.useInitial = on), fn);
+}
+
+/**
+ * Makes adapter `name`'s current tensors its initial state everywhere: the teacher view
+ * (`withInitialAdapters`) then runs base + these tensors. For a run that starts from a saved adapter
+ * (e.g. `balora init`'s pissa_init beside the residual model); PiSSA initialisation does it itself.
+ */
+export function markInitialState(model: T.Module, name = "default"): void {
+  requireAdapters(model, [name]);
+  for (const [, l] of loraLayers(model)) {
+    const st = l.adapters.get(name);
+    if (st) snapshotInitial(st);
+  }
 }
 
 /** Removes an adapter everywhere and frees its tensors; layers left without adapters become plain Linears. */

@@ -9,17 +9,17 @@ import {
   PyFloat,
   pythonJsonDump,
   readText,
-  type SafetensorsFile,
   serializeSafetensors,
   type TensorToWrite,
   writeFiles,
 } from "@balora/safetensors";
 import * as T from "@balora/tensor";
 import { ArgumentError, BaloraError } from "@balora/tensor";
-import { type LoraConfig, loraConfig, resolveModuleParams, variantOf } from "./config.js";
-import { adapterConfigs, deleteAdapter, injectAdapter, loraLayers, setAdapter } from "./inject.js";
+import { type InitLoraWeights, type LoraConfig, loraConfig, resolveModuleParams, variantOf } from "./config.js";
+import { adapterConfigs, deleteAdapter, injectAdapter, loraLayers, requireAdapters, setAdapter } from "./inject.js";
+import { snapshotInitial } from "./pissa.js";
 import type { LoraLinear } from "./layer.js";
-import { getVariant } from "./variant.js";
+import { type AdapterState, getVariant } from "./variant.js";
 import { LORA_A, LORA_B } from "./variants/lora.js";
 
 /** An adapter directory that cannot be loaded: missing files, keys or shapes that do not fit. */
@@ -40,6 +40,12 @@ export interface SaveAdapterOptions {
    */
   convertPissaToLora?: boolean;
   baseModelNameOrPath?: string;
+  /**
+   * `init_lora_weights` to write (default true: load the tensors as they are). A run that PiSSA-initialised
+   * the adapter in memory writes "pissa" like peft's save_pretrained, so loading it onto the ORIGINAL base
+   * recomputes the residual first (peft and balora both do).
+   */
+  initLoraWeights?: InitLoraWeights;
 }
 
 /** The modules that carry adapter `name`, with their per-module r and alpha. */
@@ -53,7 +59,14 @@ function carriers(model: T.Module, name: string): { path: string; layer: LoraLin
  * adapter_config.json for the adapter as it is injected: targets and patterns are written as exact
  * module paths where needed, so any peft version resolves the same modules, ranks and alphas.
  */
-function exportConfig(model: T.Module, name: string, c: LoraConfig, convert: boolean, base: string | null): Record<string, unknown> {
+function exportConfig(
+  model: T.Module,
+  name: string,
+  c: LoraConfig,
+  convert: boolean,
+  base: string | null,
+  init: InitLoraWeights,
+): Record<string, unknown> {
   const mods = carriers(model, name);
   const factor = convert ? 2 : 1;
   const alphaFactor = convert ? (c.use_rslora ? Math.SQRT2 : 2) : 1;
@@ -77,7 +90,7 @@ function exportConfig(model: T.Module, name: string, c: LoraConfig, convert: boo
     bias: "none",
     fan_in_fan_out: false,
     inference_mode: true,
-    init_lora_weights: true,
+    init_lora_weights: init,
     layers_pattern: simple ? c.layers_pattern : null,
     layers_to_transform: simple ? c.layers_to_transform : null,
     lora_alpha: convert && c.use_rslora ? new PyFloat(c.lora_alpha * alphaFactor) : c.lora_alpha * alphaFactor,
@@ -141,7 +154,9 @@ async function encodeAdapter(model: T.Module, opts: SaveAdapterOptions, caller: 
     }
   }
   const weights = await serializeSafetensors(tensors, { metadata: { format: "pt" } });
-  const config = pythonJsonDump(exportConfig(model, name, c, convert, opts.baseModelNameOrPath ?? null) as never, 0, { sortKeys: true });
+  const init = convert ? true : (opts.initLoraWeights ?? true);
+  const exported = exportConfig(model, name, c, convert, opts.baseModelNameOrPath ?? null, init);
+  const config = pythonJsonDump(exported as never, 0, { sortKeys: true });
   return { [CONFIG_FILE]: config, [WEIGHTS_FILE]: weights };
 }
 
@@ -237,17 +252,37 @@ export async function loadAdapter(model: T.Module, dir: DirectoryInput, opts: Lo
     await weights.close();
     throw new AdapterFormatError(`${directory.labelOf(CONFIG_FILE)}: ${(e as Error).message}`);
   }
-  let file: SafetensorsFile;
   try {
-    file = await openSafetensors(weights);
+    await copyWeights(model, name, config, injected, directory, weights, (st) => st.params);
   } catch (e) {
-    deleteAdapter(model, name);
+    deleteAdapter(model, name); // leave the model as it was
     throw e;
   }
+  for (const [, l] of loraLayers(model)) {
+    const st = l.adapters.get(name);
+    if (st) for (const t of Object.values(st.params)) t.requiresGrad = !!opts.trainable;
+  }
+  if (opts.activate ?? true) setAdapter(model, name);
+}
+
+/**
+ * Reads an adapter's weights file and copies each tensor into `into(state)` of its layer, after
+ * checking every expected key is present, none is unexpected, and shapes and dtypes fit the base.
+ */
+async function copyWeights(
+  model: T.Module,
+  name: string,
+  config: LoraConfig,
+  paths: string[],
+  directory: Directory,
+  weights: NonNullable<Awaited<ReturnType<Directory["open"]>>>,
+  into: (st: AdapterState) => Record<string, T.Tensor>,
+): Promise<void> {
+  const file = await openSafetensors(weights);
   try {
     const variant = getVariant(variantOf(config));
     const expected = new Map<string, { layer: LoraLinear; key: string; shape: number[] }>();
-    for (const path of injected) {
+    for (const path of paths) {
       const layer = model.getSubmodule(path) as LoraLinear;
       const { r } = resolveModuleParams(config, path);
       for (const [key, shape] of Object.entries(variant.shapes(layer.outFeatures, layer.inFeatures, r)))
@@ -277,22 +312,49 @@ export async function loadAdapter(model: T.Module, dir: DirectoryInput, opts: Lo
       const dtype = t.dtype === "F32" ? "f32" : t.dtype === "BF16" ? "bf16" : "f16";
       const raw = T.tensorFromBytes(bytes, dtype, t.shape, { backend: e.layer.base_layer.weight.backend });
       const v = dtype === "f32" ? raw : T.cast(raw, "f32");
-      const st = e.layer.adapters.get(name)!;
-      T.copyInto(st.params[e.key], v);
+      T.copyInto(into(e.layer.adapters.get(name)!)[e.key], v);
       if (v !== raw) v.dispose();
       raw.dispose();
     }
-  } catch (e) {
-    deleteAdapter(model, name); // leave the model as it was
-    throw e;
   } finally {
     await file.close();
   }
-  for (const [, l] of loraLayers(model)) {
-    const st = l.adapters.get(name);
-    if (st) for (const t of Object.values(st.params)) t.requiresGrad = !!opts.trainable;
+}
+
+/**
+ * Reads an adapter directory's tensors as the INITIAL state of adapter `name`, already in `model` (the
+ * teacher: base + this state), without injecting or re-running an initialisation. For an adapter that
+ * `balora train` wrote: its `initial_adapter/` holds the state training started from.
+ */
+export async function loadInitialState(model: T.Module, dir: DirectoryInput, opts: { adapterName?: string } = {}): Promise<void> {
+  const name = opts.adapterName ?? "default";
+  requireAdapters(model, [name]);
+  const directory = openDirectory(dir);
+  if (!(await directory.isDirectory())) throw new AdapterFormatError(`${directory.label}: not an adapter directory`);
+  await readAdapterConfig(directory); // a peft adapter directory; shapes are checked against the adapter in the model
+  const config = adapterConfigs(model).get(name)!;
+  const weights = await directory.open(WEIGHTS_FILE);
+  if (!weights) throw await missingWeights(directory);
+  const paths = loraLayers(model)
+    .filter(([, l]) => l.adapters.has(name))
+    .map(([p]) => p);
+  const layers = paths.map((p) => (model.getSubmodule(p) as LoraLinear).adapters.get(name)!);
+  // Fresh storage for the initial state (a snapshot of the params), then overwritten from the file.
+  const before = layers.map((st) => st.initial);
+  for (const st of layers) {
+    st.initial = null;
+    snapshotInitial(st);
   }
-  if (opts.activate ?? true) setAdapter(model, name);
+  try {
+    await copyWeights(model, name, config, paths, directory, weights, (st) => st.initial!);
+  } catch (e) {
+    layers.forEach((st, i) => {
+      for (const t of Object.values(st.initial ?? {})) t.dispose();
+      st.initial = before[i];
+    });
+    throw e;
+  }
+  for (const prev of before) for (const t of Object.values(prev ?? {})) t.dispose();
 }
 
 /** The error for a directory without adapter_model.safetensors (pointing at peft for a pickled one). */

@@ -43,6 +43,11 @@ export function pissaInit(layer: LoraLinear, st: AdapterState, init: string, see
   for (const t of [A, B]) t.requiresGrad = true;
   layer.setBaseWeight(residual);
   st.variant.reinit?.(st, residual);
-  // The teacher's copy: training updates params in place, so it needs storage of its own.
-  st.initial = Object.fromEntries(Object.entries(st.params).map(([k, t]) => [k, T.keep(T.copyToContiguous(t))]));
+  snapshotInitial(st);
+}
+
+/** Makes the adapter's current tensors its initial state (the teacher's copy: training updates params in place). */
+export function snapshotInitial(st: AdapterState): void {
+  for (const t of Object.values(st.initial ?? {})) t.dispose();
+  st.initial = Object.fromEntries(Object.entries(st.params).map(([k, t]) => [k, T.keep(T.noGrad(() => T.copyToContiguous(t)))]));
 }

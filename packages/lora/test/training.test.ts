@@ -97,3 +97,37 @@ describe("LoRA training loops", () => {
     for (const k of Object.keys(oracle)) oracle[k].forEach((v, i) => expect(Math.abs(gpu[k][i] - v), k).toBeLessThan(2e-4));
   });
 });
+
+describe("the initial state of an adapter that was saved", () => {
+  it("markInitialState and loadInitialState make the teacher base + the saved state; initLoraWeights is written", async () => {
+    const b = T.cpuBackend();
+    const input = x(b);
+    const start = new TinyNet(b);
+    L.injectAdapter(start, { target_modules: ["q_proj", "v_proj"], r: 2, init_lora_weights: "gaussian" }, { seed: 4 });
+    const startFiles = await L.adapterFiles(start);
+    const expected = await T.noGrad(() => start.forward(input)).data(); // base + the starting adapter
+    // A run starting from the saved adapter: the loaded state is the teacher, whatever training does to it.
+    const run = new TinyNet(b);
+    await L.loadAdapter(run, startFiles, { trainable: true });
+    L.markInitialState(run);
+    for (const [, p] of run.namedTrainableParameters()) T.copyInto(p, T.add(p, 0.5));
+    const teacher = await L.withInitialAdapters(run, () => T.noGrad(() => run.forward(input)).data());
+    expect(Array.from(teacher)).toEqual(Array.from(expected));
+    // The trained adapter saved, loaded elsewhere, with its initial state read from the starting files.
+    const trained = await L.adapterFiles(run);
+    const other = new TinyNet(b);
+    await L.loadAdapter(other, trained);
+    await L.loadInitialState(other, startFiles);
+    const again = await L.withInitialAdapters(other, () => T.noGrad(() => other.forward(input)).data());
+    expect(Array.from(again)).toEqual(Array.from(expected));
+    // A state of the wrong shape is refused and the previous initial state kept.
+    const wide = new TinyNet(b);
+    L.injectAdapter(wide, { target_modules: ["q_proj", "v_proj"], r: 3 }, { seed: 4 });
+    await expect(L.loadInitialState(other, await L.adapterFiles(wide))).rejects.toThrow(/does not fit the model: .*has shape/);
+    const kept = await L.withInitialAdapters(other, () => T.noGrad(() => other.forward(input)).data());
+    expect(Array.from(kept)).toEqual(Array.from(expected));
+    const pissa = JSON.parse((await L.adapterFiles(run, { initLoraWeights: "pissa" }))["adapter_config.json"]);
+    expect(pissa.init_lora_weights).toBe("pissa");
+    expect(JSON.parse(trained["adapter_config.json"]).init_lora_weights).toBe(true);
+  });
+});

@@ -38,12 +38,9 @@ export function weightVector(backend: T.Backend, w: (number | Tensor)[]): Tensor
   return T.noGrad(() => T.concat(w.map((x) => (typeof x === "number" ? T.tensor([x], [1], { backend }) : T.reshape(x, [1])))));
 }
 
-/** The count of valid rows for token means: numItems when the trainer gives it, else max(Σ mask, 1) on the device. */
-export function validCount(ctx: Pick<RegularizerContext, "mask" | "numItems">): number | Tensor {
-  if (ctx.numItems !== undefined) {
-    if (!(ctx.numItems > 0)) throw new ArgumentError(`numItems must be positive, got ${ctx.numItems}`);
-    return ctx.numItems;
-  }
+/** The count of valid rows for token means: the accumulated batch's when the trainer gives it, else max(Σ mask, 1) on the device. */
+export function validCount(ctx: Pick<RegularizerContext, "mask" | "numValid">): number | Tensor {
+  if (ctx.numValid !== undefined) return Math.max(ctx.numValid, 1);
   return T.noGrad(() => T.maximum(T.sum(ctx.mask), 1));
 }
 
@@ -54,7 +51,7 @@ const times = (a: number | Tensor, b: number) => (typeof a === "number" ? a * b 
 export function consistencyWeight(ctx: RegularizerContext, o: ConsistencyOptions): number | Tensor {
   const t2 = o.tau * o.tau;
   if (o.reduction === "sum") return t2;
-  if (o.reduction === "batchmean") return t2 / ctx.mask.shape[0];
+  if (o.reduction === "batchmean") return t2 / (ctx.numSequences ?? ctx.mask.shape[0]);
   return times(inverse(validCount(ctx)), t2);
 }
 
@@ -79,6 +76,7 @@ function normalisedMse(ctx: RegularizerContext): Tensor {
 export const consistencyRegularizer: Regularizer<ConsistencyOptions> = {
   name: "consistency",
   needsTeacher: true,
+  accumulate: "sum",
   defaults: { tau: 2, reduction: "mean", nlu: "kl", adaptive: false },
   validate(o, field) {
     if (typeof o.tau !== "number" || !(o.tau > 0))
@@ -140,6 +138,7 @@ function covariancePenalty(ctx: RegularizerContext): Tensor {
 export const diversityRegularizer: Regularizer<DiversityOptions> = {
   name: "diversity",
   needsTeacher: false,
+  accumulate: (task) => (task === "nlg" ? "sum" : "mean"),
   defaults: { topK: 20 },
   validate(o, field) {
     if (typeof o.topK !== "number" || !Number.isInteger(o.topK) || o.topK < 0 || o.topK > MAX_TOP_K)

@@ -27,8 +27,14 @@ export interface LossBatch {
   step: number;
   /** The run's max steps. */
   totalSteps: number;
-  /** Supervised rows of the whole accumulated batch, to normalise token means over it (HF's num_items_in_batch). */
+  /** Supervised rows of the whole accumulated batch, to normalise the task CE over it (HF's num_items_in_batch). */
   numItems?: number;
+  /**
+   * With gradient accumulation, the whole accumulated batch: rows its masks count (the token means of
+   * the terms; default `numItems` under the `shifted` mask, where they are the same rows), its sequences
+   * (`batchmean`), and the number of micro-batches, over which per-batch terms (SVD) are averaged.
+   */
+  accumulated?: { validRows?: number; sequences?: number; microBatches?: number };
 }
 
 export interface LossResult {
@@ -130,6 +136,15 @@ export class BaLoraLoss {
     if (labels.shape.join() !== rows.join())
       throw new ShapeError(`loss: labels [${labels.shape.join(", ")}] do not match the logits' rows [${rows.join(", ")}]`);
     const vacuous: { message: string; flag: Tensor }[] = [];
+    const acc = batch.accumulated ?? {};
+    const count = (name: string, v: number | undefined, min: number) => {
+      if (v !== undefined && !(Number.isInteger(v) && v >= min)) throw new ArgumentError(`loss: ${name} must be an integer >= ${min}, got ${v}`);
+      return v;
+    };
+    const numItems = count("numItems", batch.numItems, 0);
+    const numValid = count("accumulated.validRows", acc.validRows, 0) ?? (maskMode === "shifted" || taskType === "nlu" ? numItems : undefined);
+    const numSequences = count("accumulated.sequences", acc.sequences, 1);
+    const microBatches = count("accumulated.microBatches", acc.microBatches, 1) ?? 1;
     return T.tidy(() => {
       const backend = labels.backend;
       let mask: Tensor;
@@ -150,7 +165,9 @@ export class BaLoraLoss {
         taskType,
         step: batch.step,
         totalSteps: batch.totalSteps,
-        numItems: batch.numItems,
+        numItems,
+        numValid,
+        numSequences,
         warn: (m) => this.warn(m),
         reportVacuous: (flag, message) => {
           if (typeof flag === "boolean") {
@@ -168,11 +185,11 @@ export class BaLoraLoss {
       const fuseCons = !!cons && (taskType === "nlg" || consOpts!.nlu === "kl");
       const div = active.find((t) => t.name === "diversity" && t.regularizer === BUILT_IN_REGULARIZERS.diversity);
       const fuseDiv = !!div && taskType === "nlg";
-      const ceCount = batch.numItems ?? T.maximum(T.sum(countedTargets(targets)), 1);
+      const ceCount = numItems !== undefined ? Math.max(numItems, 1) : T.maximum(T.sum(countedTargets(targets)), 1);
       if (fuseCons && consOpts!.adaptive) {
         const { min, max } = consOpts!.adaptive;
         const H = teacherEntropy(teacher!, mask, consOpts!.tau, this.chunkRows);
-        const meanH = T.div(H, validCount(ctx));
+        const meanH = T.div(H, validCount({ mask })); // this micro-batch's own mean
         const vocab = sourceShape(student).vocab;
         const conf = T.sub(1, T.clamp(T.div(meanH, Math.log(vocab)), 0, 1));
         lambdas.consistency = T.mul(T.add(T.mul(conf, max - min), min), lambdas.consistency as number);
@@ -208,8 +225,11 @@ export class BaLoraLoss {
       let loss = pass.total;
       for (const t of active) {
         if ((t.name === "consistency" && fuseCons) || (t.name === "diversity" && fuseDiv)) continue;
-        const value = t.regularizer.loss(ctx, t.options);
-        if (value.size !== 1) throw new ShapeError(`regularizer "${t.name}" returned shape [${value.shape.join(", ")}], expected a scalar`);
+        const raw = t.regularizer.loss(ctx, t.options);
+        if (raw.size !== 1) throw new ShapeError(`regularizer "${t.name}" returned shape [${raw.shape.join(", ")}], expected a scalar`);
+        const how = typeof t.regularizer.accumulate === "function" ? t.regularizer.accumulate(taskType) : t.regularizer.accumulate;
+        // A per-batch term's share of the accumulated batch: its mean over the micro-batches.
+        const value = how === "sum" || microBatches === 1 ? raw : T.mul(raw, 1 / microBatches);
         terms[t.name] = value;
         loss = T.add(loss, T.mul(value, lambdas[t.name]));
       }

@@ -30,6 +30,10 @@ export interface RegularizerContext {
   totalSteps: number;
   /** Supervised rows of the whole accumulated batch, when token means are taken over it (else each micro-batch's own count). */
   numItems?: number;
+  /** Rows of the whole accumulated batch that `mask` counts (token means of the terms); undefined: this micro-batch's Σ mask. */
+  numValid?: number;
+  /** Sequences of the whole accumulated batch (the `batchmean` reduction); undefined: this micro-batch's B. */
+  numSequences?: number;
   /** Prints `message` once per run (the runner's `warn`). */
   warn(message: string): void;
   /**
@@ -44,6 +48,12 @@ export interface Regularizer<O extends Record<string, unknown> = Record<string, 
   readonly name: string;
   readonly needsTeacher: boolean;
   readonly defaults: O;
+  /**
+   * How the term combines over gradient-accumulation micro-batches: "sum" when its value already divides
+   * by the accumulated batch's counts (`numValid`, `numSequences`: token means), "mean" (default) when
+   * it is a per-batch value that the loss averages over the micro-batches (the SVD term).
+   */
+  readonly accumulate?: "sum" | "mean" | ((taskType: TaskType) => "sum" | "mean");
   /** Optional check of merged options from a config; throws one line naming `field`. */
   validate?(options: O, field: string): void;
   /** The term's value as a scalar tensor with autograd to the student's logits (or hidden states). */

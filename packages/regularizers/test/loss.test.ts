@@ -123,6 +123,43 @@ describe("BaLoraLoss", () => {
   });
 });
 
+describe("gradient accumulation", () => {
+  it("token terms summed over micro-batches equal the whole batch's; per-batch terms (SVD) are averaged", async () => {
+    const labels = [-100, 4, 5, 6, 7, 8, 9, 10, -100, -100, 3, 4, 5, 6, 7, -100];
+    const whole = batch(cpu, labels);
+    for (const preset of ["iclr2026", "v5"] as const) {
+      const config = { preset, k: 2 };
+      const full = new BaLoraLoss(config, { warn: () => {} }).compute({ ...whole, step: 9, totalSteps: 10 });
+      const mask = preset === "v5" ? labels.map(() => 1) : labels.map((l, i) => (i % S < S - 1 && labels[i + 1] !== -100 ? 1 : 0));
+      const numItems = labels.filter((l, i) => i % S > 0 && l !== -100).length;
+      const sums: Record<string, number> = { task: 0, consistency: 0, diversity: 0, svd: 0 };
+      const svdAlone: number[] = [];
+      for (let b = 0; b < B; b++) {
+        const part = (t: T.Tensor) => T.narrow(t, 0, b, 1);
+        const micro = { student: part(whole.student), teacher: part(whole.teacher), labels: part(whole.labels) };
+        const loss = new BaLoraLoss(config, { warn: () => {} });
+        const r = loss.compute({
+          ...micro,
+          step: 9,
+          totalSteps: 10,
+          numItems,
+          accumulated: { validRows: mask.reduce((a, m) => a + m, 0), sequences: B, microBatches: B },
+        });
+        sums.task += await r.task.item();
+        for (const k of ["consistency", "diversity", "svd"]) sums[k] += await r.terms[k].item();
+        svdAlone.push(await new BaLoraLoss(config, { warn: () => {} }).compute({ ...micro, step: 9, totalSteps: 10 }).terms.svd.item());
+      }
+      expect(sums.task).toBeCloseTo(await full.task.item(), 12);
+      expect(sums.consistency).toBeCloseTo(await full.terms.consistency.item(), 12);
+      expect(sums.diversity).toBeCloseTo(await full.terms.diversity.item(), 12);
+      expect(sums.svd).toBeCloseTo((svdAlone[0] + svdAlone[1]) / 2, 12);
+      // iclr2026 stacks the batch's rows (a micro-batch's mean differs from the whole's); v5 is per sequence (the same)
+      if (preset === "iclr2026") expect(Math.abs(sums.svd - (await full.terms.svd.item()))).toBeGreaterThan(1e-6);
+      else expect(sums.svd).toBeCloseTo(await full.terms.svd.item(), 12);
+    }
+  });
+});
+
 /** A tiny module tree: two Linear layers and an LM head (no @balora/models). */
 class Tiny extends T.Module {
   q_proj: T.Linear;
