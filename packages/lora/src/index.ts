@@ -51,6 +51,7 @@ export {
   CONFIG_FILE,
   type LoadAdapterOptions,
   loadAdapter,
+  loadAdapterWeights,
   loadInitialState,
   readAdapterConfig,
   type SaveAdapterOptions,

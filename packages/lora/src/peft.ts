@@ -357,6 +357,24 @@ export async function loadInitialState(model: T.Module, dir: DirectoryInput, opt
   for (const prev of before) for (const t of Object.values(prev ?? {})) t.dispose();
 }
 
+/**
+ * Copies an adapter directory's tensors into adapter `name`, already in `model`, without injecting or
+ * re-running an initialisation (PiSSA's residual stays as it is): how a resumed run restores its weights.
+ */
+export async function loadAdapterWeights(model: T.Module, dir: DirectoryInput, opts: { adapterName?: string } = {}): Promise<void> {
+  const name = opts.adapterName ?? "default";
+  requireAdapters(model, [name]);
+  const directory = openDirectory(dir);
+  if (!(await directory.isDirectory())) throw new AdapterFormatError(`${directory.label}: not an adapter directory`);
+  await readAdapterConfig(directory);
+  const weights = await directory.open(WEIGHTS_FILE);
+  if (!weights) throw await missingWeights(directory);
+  const paths = loraLayers(model)
+    .filter(([, l]) => l.adapters.has(name))
+    .map(([p]) => p);
+  await copyWeights(model, name, adapterConfigs(model).get(name)!, paths, directory, weights, (st) => st.params);
+}
+
 /** The error for a directory without adapter_model.safetensors (pointing at peft for a pickled one). */
 async function missingWeights(directory: Directory): Promise<AdapterFormatError> {
   const legacy = await directory.open("adapter_model.bin");

@@ -126,6 +126,12 @@ describe("the initial state of an adapter that was saved", () => {
     await expect(L.loadInitialState(other, await L.adapterFiles(wide))).rejects.toThrow(/does not fit the model: .*has shape/);
     const kept = await L.withInitialAdapters(other, () => T.noGrad(() => other.forward(input)).data());
     expect(Array.from(kept)).toEqual(Array.from(expected));
+    // The trained weights copied into a third model's adapter (a resumed run), its PiSSA-free base untouched.
+    const resumed = new TinyNet(b);
+    L.injectAdapter(resumed, { target_modules: ["q_proj", "v_proj"], r: 2 }, { seed: 99 });
+    await L.loadAdapterWeights(resumed, trained);
+    const out = await T.noGrad(() => resumed.forward(input)).data();
+    expect(Array.from(out)).toEqual(Array.from(await T.noGrad(() => other.forward(input)).data()));
     const pissa = JSON.parse((await L.adapterFiles(run, { initLoraWeights: "pissa" }))["adapter_config.json"]);
     expect(pissa.init_lora_weights).toBe("pissa");
     expect(JSON.parse(trained["adapter_config.json"]).init_lora_weights).toBe(true);

@@ -138,11 +138,13 @@ export class BaLoraLoss {
     const vacuous: { message: string; flag: Tensor }[] = [];
     const acc = batch.accumulated ?? {};
     const count = (name: string, v: number | undefined, min: number) => {
-      if (v !== undefined && !(Number.isInteger(v) && v >= min)) throw new ArgumentError(`loss: ${name} must be an integer >= ${min}, got ${v}`);
+      if (v !== undefined && !(Number.isInteger(v) && v >= min))
+        throw new ArgumentError(`loss: ${name} must be an integer >= ${min}, got ${v}`);
       return v;
     };
     const numItems = count("numItems", batch.numItems, 0);
-    const numValid = count("accumulated.validRows", acc.validRows, 0) ?? (maskMode === "shifted" || taskType === "nlu" ? numItems : undefined);
+    const numValid =
+      count("accumulated.validRows", acc.validRows, 0) ?? (maskMode === "shifted" || taskType === "nlu" ? numItems : undefined);
     const numSequences = count("accumulated.sequences", acc.sequences, 1);
     const microBatches = count("accumulated.microBatches", acc.microBatches, 1) ?? 1;
     return T.tidy(() => {

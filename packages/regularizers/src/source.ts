@@ -3,6 +3,7 @@
 import * as T from "@balora/tensor";
 import { ArgumentError, ShapeError, type Tensor } from "@balora/tensor";
 import { mapElementwise } from "@balora/tensor/kernel";
+import { gramEigh } from "./fused/eigh.js";
 import type { FactoredLogits, LogitsSource, MaskMode } from "./types.js";
 
 export interface LmHeadOptions {
@@ -19,6 +20,7 @@ export class LmHead {
   readonly weight: Tensor;
   readonly softcap: number | null;
   private cachedGram: Tensor | null = null;
+  private cachedRoot: Tensor | null = null;
   constructor(weight: Tensor, opts: LmHeadOptions = {}) {
     weight.assertLive("LmHead");
     if (weight.rank !== 2) throw new ShapeError(`LmHead: the weight must be [V, h], got [${weight.shape.join(", ")}]`);
@@ -44,9 +46,27 @@ export class LmHead {
       this.cachedGram = T.keep(T.noGrad(() => T.matmul(this.weight, this.weight, { transA: true })));
     return this.cachedGram;
   }
+  /**
+   * A square root L [h, h] of WᵀW (L·Lᵀ = WᵀW: Q·diag(√d) from its eigendecomposition; cached), so that
+   * Z·Zᵀ = (H·L)·(H·L)ᵀ and the SVD term's spectrum comes from the h×h matrix (H·L)ᵀ·(H·L) when h < N.
+   */
+  gramRoot(): Tensor {
+    if (!this.cachedRoot || this.cachedRoot.disposed)
+      this.cachedRoot = T.keep(
+        T.tidy(() =>
+          T.noGrad(() => {
+            const { values, vectors } = gramEigh(this.gram());
+            return T.mul(vectors, T.reshape(T.sqrt(T.maximum(values, 0)), [1, this.hiddenSize]));
+          }),
+        ),
+      );
+    return this.cachedRoot;
+  }
   dispose(): void {
     this.cachedGram?.dispose();
+    this.cachedRoot?.dispose();
     this.cachedGram = null;
+    this.cachedRoot = null;
   }
 }
 

@@ -141,9 +141,9 @@ function logitsTermRaw(z: Tensor, m: Tensor, enough: Tensor, o: SvdTermOptions):
 }
 
 interface Spectrum {
-  /** All singular values (descending) of the masked Z, n of them. */
+  /** All singular values (descending) of the masked Z: n of them, or h from the hidden-space form. */
   sigma: Tensor;
-  /** Their left singular vectors [n, n] (eigenvectors of Z·Zᵀ). */
+  /** Their left singular vectors [n, n] or [n, h] (eigenvectors of Z·Zᵀ). */
   u: Tensor;
 }
 
@@ -159,10 +159,15 @@ function gramTerm(hidden: Tensor, head: LmHead, m: Tensor, enough: Tensor, o: Sv
       const hm = T.mul(flatRows(hidden, h), T.reshape(m, [n, 1]));
       // P = Hm·WᵀW (so Z·W = P when uncapped); G = Z·Zᵀ.
       const P = capped ? null : T.matmul(hm, head.gram());
-      const G = P ? T.matmul(P, hm, { transB: true }) : cappedGram(hm, head);
-      const f2 = P ? T.sum(T.mul(hm, P)) : trace(G);
+      const cappedG = capped ? cappedGram(hm, head) : null;
+      const f2 = P ? T.sum(T.mul(hm, P)) : trace(cappedG!);
       const needAll = o.denominator === "sum" || !randomized;
-      const spec: Spectrum | null = needAll ? spectrum(G) : null;
+      // Fewer hidden dimensions than rows: the h×h eigenproblem of (Hm·L)ᵀ(Hm·L) with L·Lᵀ = WᵀW has
+      // the same nonzero spectrum, and u_i = Hm·L·v_i/σ_i; otherwise the n×n Gram matrix Z·Zᵀ.
+      const hiddenForm = needAll && !capped && h < n && o.k <= h;
+      let spec: Spectrum | null = null;
+      if (hiddenForm) spec = hiddenSpectrum(hm, head, machineEps(hidden));
+      else if (needAll) spec = spectrum(cappedG ?? T.matmul(P!, hm, { transB: true }));
       let S: Tensor;
       let topGrad: (() => Tensor) | null = null;
       if (randomized) {
@@ -193,7 +198,7 @@ function gramTerm(hidden: Tensor, head: LmHead, m: Tensor, enough: Tensor, o: Sv
       let dhm: Tensor;
       if (P) {
         const dS = topGrad ? topGrad() : weighted(o.k, P);
-        const dDen = o.denominator === "frobenius" ? T.div(P, safeDen) : weighted(n, P);
+        const dDen = o.denominator === "frobenius" ? T.div(P, safeDen) : weighted(spec!.sigma.shape[0], P);
         dhm = T.add(T.mul(dS, a), T.mul(dDen, bcoef));
       } else {
         // Soft-capped: dLoss/dZ = C·Z with C = a·U_k·diag(1/σ)·U_kᵀ + b·(I/‖Z‖_F or U·diag(1/σ)·Uᵀ); then through the cap and W.
@@ -220,6 +225,15 @@ function gramTerm(hidden: Tensor, head: LmHead, m: Tensor, enough: Tensor, o: Sv
 function spectrum(G: Tensor): Spectrum {
   const { values, vectors } = gramEigh(G);
   return { sigma: T.sqrt(T.maximum(values, 0)), u: vectors };
+}
+
+/** The spectrum from h-space: M = Kᵀ·K with K = Hm·L [n, h]; σ = √eig(M), u_i = K·v_i/σ_i (0 at noise level). */
+function hiddenSpectrum(hm: Tensor, head: LmHead, eps: number): Spectrum {
+  const K = T.matmul(hm, head.gramRoot());
+  const { values, vectors } = gramEigh(T.matmul(K, K, { transA: true }));
+  const sigma = T.sqrt(T.maximum(values, 0));
+  const u = T.mul(T.matmul(K, vectors), T.reshape(inverseSigma(sigma, eps), [1, head.hiddenSize]));
+  return { sigma, u };
 }
 
 /** 1/σ_i where σ_i > √eps·σ_1, else 0 (directions at noise level get no gradient, as svdvals). */

@@ -59,6 +59,18 @@ export const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 export const signalExitCode = (sig: NodeJS.Signals): number => 128 + (constants.signals[sig] ?? 0);
 
 let installed = false;
+let interruptHandler: ((sig: NodeJS.Signals) => void) | null = null;
+let interruptedAt = 0;
+
+/**
+ * While set, the first SIGINT/SIGTERM/SIGHUP calls `handler` instead of exiting (training finishes its
+ * step, writes a checkpoint, then exits 128 + N itself); repeats within 2 s are the same interruption
+ * (a terminal's Ctrl-C reaches both the bin and this process); a later one exits at once.
+ */
+export function onInterrupt(handler: ((sig: NodeJS.Signals) => void) | null): void {
+  interruptHandler = handler;
+  interruptedAt = 0;
+}
 
 /**
  * For the CLI process only (not when `main` runs inside another program): on SIGINT/SIGTERM/SIGHUP,
@@ -70,6 +82,13 @@ export function installSignalHandlers(): void {
   installed = true;
   for (const sig of SIGNALS)
     process.on(sig, () => {
+      if (interruptHandler && (interruptedAt === 0 || Date.now() - interruptedAt < 2000)) {
+        if (interruptedAt === 0) {
+          interruptedAt = Date.now();
+          interruptHandler(sig);
+        }
+        return;
+      }
       cleanupAll();
       try {
         writeSync(2, `balora: interrupted by ${sig}; temporary files removed\n`);

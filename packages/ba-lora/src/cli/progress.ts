@@ -6,6 +6,8 @@ export function setQuiet(q: boolean): void {
   quiet = q;
 }
 
+export const isQuiet = (): boolean => quiet;
+
 /** One progress line on stderr (unless --quiet). */
 export function progress(line: string): void {
   if (!quiet) console.error(line);

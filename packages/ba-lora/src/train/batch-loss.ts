@@ -49,7 +49,9 @@ export function batchLoss(model: CausalLM, loss: BaLoraLoss, batch: CausalBatch,
   const { ids, mask, labels } = batchTensors(batch, backend);
   try {
     const forward = (): LogitsSource =>
-      opts.head ? factoredLogits(model.model.forward(ids, { attentionMask: mask }), opts.head) : model.forward(ids, { attentionMask: mask });
+      opts.head
+        ? factoredLogits(model.model.forward(ids, { attentionMask: mask }), opts.head)
+        : model.forward(ids, { attentionMask: mask });
     const student = forward();
     const view = opts.teacherView ?? (<R>(fn: () => R): R => withInitialAdapters(model, fn));
     const teacher = loss.needsTeacher ? view(() => T.noGrad(forward)) : null;
