@@ -8,6 +8,7 @@ import { type Gsm8kMode, gsm8kProblems } from "../eval/gsm8k.js";
 import { evalGsm8k, evalPerplexity, type Gsm8kProblemResult, gsm8kPrompt } from "../eval/run.js";
 import { CliError, type FlagSpecs, integer, parse, UsageError } from "./args.js";
 import { parseFields, readRecords, readTemplate } from "./data-file.js";
+import { lossCommand } from "./loss.js";
 import type { Command } from "./main.js";
 import { ADAPTER_FLAG, checkAdapterDir, cliBackend, loadForCli, MODEL_FLAG, readModelConfig, requireTokensFit } from "./model.js";
 import { progress } from "./progress.js";
@@ -70,6 +71,7 @@ gsm8k: greedy generation per problem, scored as
                   (the last number), exact match after dropping ",", "$", "... #### " and a final ".", ignoring case.
 perplexity: exp(mean negative log-likelihood) over target tokens: the response + EOS of instruction data
   (--fields, --template; the prompt is context only), or every token after the first of --text-field.
+loss: the same as 'balora loss' (see 'balora loss --help' for its options).
 Options of one task are refused by the other.`;
 
 export const evalCommand: Command = {
@@ -85,10 +87,11 @@ export const evalCommand: Command = {
     const [task, ...rest] = argv;
     if (task === "gsm8k") return gsm8k(rest);
     if (task === "perplexity") return perplexity(rest);
+    if (task === "loss") return lossCommand.run(rest);
     throw new UsageError(
       task === undefined || task.startsWith("-")
-        ? "name the evaluation first: balora eval gsm8k|perplexity ..."
-        : `unknown evaluation '${task}' (gsm8k, perplexity)`,
+        ? "name the evaluation first: balora eval gsm8k|perplexity|loss ..."
+        : `unknown evaluation '${task}' (gsm8k, perplexity, loss)`,
     );
   },
 };

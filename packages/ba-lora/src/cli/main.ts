@@ -9,6 +9,7 @@ import { evalCommand } from "./eval.js";
 import { forwardCommand } from "./forward.js";
 import { generateCommand } from "./generate.js";
 import { initCommand } from "./init.js";
+import { lossCommand } from "./loss.js";
 import { mergeCommand } from "./merge.js";
 import { reportCommand } from "./report.js";
 import { setQuiet } from "./progress.js";
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, Command> = {
   forward: forwardCommand,
   generate: generateCommand,
   init: initCommand,
+  loss: lossCommand,
   merge: mergeCommand,
   report: reportCommand,
 };
