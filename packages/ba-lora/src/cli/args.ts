@@ -7,6 +7,17 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** The run stopped on purpose (Ctrl-C after a checkpoint): `message` on stderr, then exit with `code`. */
+export class ExitRequest extends Error {
+  override name = "ExitRequest";
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Anything else the user can fix (a file, a field, a shape, a path): printed as one line, no usage. */
 export class CliError extends Error {
   override name = "CliError";
@@ -21,6 +32,8 @@ export type FlagSpec = {
   required?: boolean;
   multiple?: boolean;
   default?: string | number | boolean;
+  /** The default `--help` shows when the command applies it itself (e.g. after a --config file). */
+  shownDefault?: string | number | boolean;
 };
 export type FlagSpecs = Record<string, FlagSpec>;
 
@@ -113,7 +126,7 @@ export const MAX_SEED = 2 ** 32 - 1;
 export function formatFlags(spec: FlagSpecs): string {
   const rows = Object.entries(spec).map(([k, s]) => {
     const value = s.type === "boolean" ? "" : ` ${s.value ?? (s.type === "number" ? "N" : "VALUE")}`;
-    const note = s.required ? "required" : s.type === "boolean" ? "default: off" : `default: ${s.default ?? "none"}`;
+    const note = s.required ? "required" : s.type === "boolean" ? "default: off" : `default: ${s.default ?? s.shownDefault ?? "none"}`;
     return [`--${kebab(k)}${value}`, `${s.help} (${note})`];
   });
   rows.push(["--help", "print this help"], ["--version", "print the balora version"]);

@@ -3,8 +3,9 @@
 import { readFileSync } from "node:fs";
 import { SafetensorsFormatError } from "@balora/safetensors";
 import { BaloraError, releaseWebGPU } from "@balora/tensor";
-import { CliError, type FlagSpecs, formatFlags, UsageError } from "./args.js";
+import { CliError, ExitRequest, type FlagSpecs, formatFlags, UsageError } from "./args.js";
 import { installSignalHandlers } from "./cleanup.js";
+import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
 import { forwardCommand } from "./forward.js";
 import { generateCommand } from "./generate.js";
@@ -13,6 +14,7 @@ import { lossCommand } from "./loss.js";
 import { mergeCommand } from "./merge.js";
 import { reportCommand } from "./report.js";
 import { setQuiet } from "./progress.js";
+import { trainCommand } from "./train.js";
 
 export interface Command {
   summary: string;
@@ -28,6 +30,7 @@ export interface Command {
 export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
 
 const COMMANDS: Record<string, Command> = {
+  demo: demoCommand,
   eval: evalCommand,
   forward: forwardCommand,
   generate: generateCommand,
@@ -35,6 +38,7 @@ const COMMANDS: Record<string, Command> = {
   loss: lossCommand,
   merge: mergeCommand,
   report: reportCommand,
+  train: trainCommand,
 };
 
 /** The version in @balora/ba-lora's package.json (src/cli and dist/cli are both two levels below it). */
@@ -121,6 +125,10 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   } catch (e) {
     const err = e as Error;
+    if (e instanceof ExitRequest) {
+      if (err.message) console.error(`balora ${name}: ${err.message}`);
+      return e.code;
+    }
     if (e instanceof UsageError) {
       console.error(`balora ${name}: ${err.message}\nusage: ${cmd.usage} (see 'balora ${name} --help')`);
       return EXIT.usage;

@@ -72,7 +72,7 @@ async function followLinks(flag: string, given: string): Promise<{ target: strin
 }
 
 /** Checks that `dir` exists, is a directory and can be written in. */
-async function requireParent(flag: string, given: string, dir: string): Promise<void> {
+export async function requireParent(flag: string, given: string, dir: string): Promise<void> {
   let st: Stats;
   try {
     st = await stat(dir);

@@ -158,9 +158,10 @@ export class Trainer {
         head: this.head,
       });
       const faulty = this.injectNonFinite(s) ? T.mul(r.loss, Number.NaN) : null;
-      T.backward(faulty ?? r.loss);
+      const total = faulty ?? r.loss;
+      T.backward(total);
+      rows.push(T.tidy(() => T.concat([total, r.task, ...names.map((n) => r.terms[n])].map((x) => T.reshape(T.detach(x), [1])))));
       faulty?.dispose();
-      rows.push(T.tidy(() => T.concat([r.loss, r.task, ...names.map((n) => r.terms[n])].map((x) => T.reshape(T.detach(x), [1])))));
       for (const n of names) {
         const l = r.lambdas[n];
         if (typeof l === "number") lambdaSum[n] = (lambdaSum[n] ?? 0) + l;

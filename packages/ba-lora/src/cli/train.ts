@@ -1,0 +1,560 @@
+// `balora train`: the BA-LoRA run end to end at the Node edge — settings from flags and --config, the
+// output folder, checkpoints written atomically, Ctrl-C and --resume, the final adapter, report and merge.
+import { appendFile, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import {
+  type AdapterState,
+  adapterFiles,
+  injectAdapter,
+  loadAdapter,
+  loraLayers,
+  markInitialState,
+  mergeAndUnload,
+  saveAdapter,
+  trainableReport,
+} from "@balora/lora";
+import { CausalLM, type LanguageModel, loadModel, Tokenizer } from "@balora/models";
+import { BaLoraLoss, resolveConfig } from "@balora/regularizers";
+import { writeFiles, writeTextAtomically } from "@balora/safetensors";
+import { buildInstructionDataset, padTokenIdOf } from "../data/instruction.js";
+import { renderReport } from "../report/html.js";
+import { parseMetrics } from "../report/metrics.js";
+import { checkpointFiles, COMPLETE_FILE, METRICS_FILE, readCheckpointState, restoreCheckpoint } from "../train/checkpoint.js";
+import { DEFAULT_SETTINGS, regularizersConfig, resolveSettings, SCHEDULERS, type TrainSettings } from "../train/config.js";
+import { type StepRow, Trainer } from "../train/trainer.js";
+import { CliError, ExitRequest, type FlagSpecs, integer, kebab, parse, UsageError } from "./args.js";
+import { onInterrupt, signalExitCode } from "./cleanup.js";
+import { readRecords, readTemplate } from "./data-file.js";
+import { requireDir } from "./inputs.js";
+import type { Command } from "./main.js";
+import { checkAdapterDir, cliBackend, readModelConfig, requireTokensFit, writeModelDir } from "./model.js";
+import { OVERWRITE_FLAG, planOutput, writeDirOutput } from "./output.js";
+import { isQuiet, progress } from "./progress.js";
+import { loadPlugins } from "./plugins.js";
+import { readRunConfig } from "./run-config.js";
+
+const D = DEFAULT_SETTINGS;
+const setting = (help: string, type: "string" | "number", value: string, shown: string | number) =>
+  ({ type, help, value, shownDefault: shown }) as const;
+
+const FLAGS = {
+  model: { type: "string", value: "DIR", help: "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)" },
+  data: { type: "string", value: "FILE", help: "training data: JSONL or a JSON array of objects" },
+  out: { type: "string", value: "DIR", help: "output folder (adapter, metrics.jsonl, checkpoints, report.html)" },
+  config: { type: "string", value: "FILE.json", help: "settings as JSON (the keys of training_config.json); flags override it" },
+  adapter: { type: "string", value: "DIR", help: "start from this peft adapter (e.g. balora init's pissa_init beside the residual model)" },
+  init: setting(
+    "create the adapter in memory: pissa, pissa_niter_N or lora",
+    "string",
+    "pissa|pissa_niter_N|lora",
+    "pissa (lora with --preset lora)",
+  ),
+  r: setting("adapter rank", "number", "R", D.r),
+  alpha: setting("lora_alpha: the adapter is scaled by A / R", "number", "A", D.alpha),
+  target: setting("layers to adapt: comma-separated names (q_proj,v_proj) or all-linear", "string", "LIST", "all-linear"),
+  loraDropout: setting("dropout on the adapter's input", "number", "P", D.lora_dropout),
+  preset: setting("regularizers: iclr2026 (BA-LoRA), v5, lora or pissa (no regularizer)", "string", "NAME", D.preset),
+  plugin: { type: "string", multiple: true, value: "NAME", help: "load a regularizer package (repeatable)" },
+  lambda1: setting("consistency weight λ1", "number", "X", "the preset's"),
+  lambda2: setting("diversity weight λ2", "number", "X", "the preset's"),
+  lambda3: setting("SVD weight λ3", "number", "X", "the preset's"),
+  k: setting("top-k singular values of the SVD term", "number", "K", "the preset's"),
+  tau: setting("consistency temperature τ", "number", "T", "the preset's"),
+  topKEntropy: setting("diversity: entropy of the top-k renormalised distribution (0: full vocabulary)", "number", "K", "the preset's"),
+  maskMode: setting("which logits the regularizers count: shifted, unshifted or none", "string", "MODE", "the preset's"),
+  fields: setting("the query and response fields", "string", "Q,R", D.fields.join(",")),
+  template: { type: "string", value: "FILE", help: "prompt template ({instruction} and other {field}s); none: the paper's Alpaca prompt" },
+  maxLength: setting("tokens per sequence (BOS, prompt and response + EOS), longer ones are cut", "number", "N", D.max_length),
+  skipInvalid: { type: "boolean", help: "count and skip invalid data rows instead of failing" },
+  lr: setting("peak learning rate", "number", "LR", D.lr),
+  epochs: setting("passes over the data (unless --max-steps)", "number", "N", D.epochs),
+  maxSteps: setting("optimizer steps (overrides --epochs)", "number", "N", "epochs × steps per epoch"),
+  batchSize: setting("sequences per micro-batch", "number", "B", D.batch_size),
+  gradAccum: setting("micro-batches per optimizer step", "number", "K", D.grad_accum),
+  scheduler: setting(`learning-rate schedule: ${SCHEDULERS.join(", ")} (HF's, with warmup)`, "string", "NAME", D.scheduler),
+  warmupRatio: setting("warmup steps = ceil(ratio × total steps)", "number", "R", D.warmup_ratio),
+  weightDecay: setting("AdamW's decoupled weight decay", "number", "W", D.weight_decay),
+  maxGradNorm: setting("clip the global gradient norm to this (0: no clipping)", "number", "N", D.max_grad_norm),
+  seed: setting("seed of the data order, adapter initialisation and dropout", "number", "S", D.seed),
+  saveSteps: setting("a checkpoint every N optimizer steps (0: only at the end)", "number", "N", D.save_steps),
+  saveTotalLimit: setting("keep only the newest K checkpoints", "number", "K", "all"),
+  gradientCheckpointing: { type: "boolean", help: "recompute each decoder layer in the backward pass (less memory, same updates)" },
+  resume: { type: "string", value: "DIR", help: "continue a run: its --out folder (latest complete checkpoint) or a checkpoint-N folder" },
+  merge: { type: "boolean", help: "also write the merged model (base + adapter) to OUT/merged" },
+  overwrite: OVERWRITE_FLAG,
+  quiet: { type: "boolean", help: "no progress output" },
+} satisfies FlagSpecs;
+
+/** Flags that are settings, by their training_config.json key. */
+const SETTING_FLAGS: Record<string, keyof TrainSettings> = {
+  init: "init",
+  adapter: "adapter",
+  r: "r",
+  alpha: "alpha",
+  target: "target",
+  loraDropout: "lora_dropout",
+  preset: "preset",
+  lambda1: "lambda1",
+  lambda2: "lambda2",
+  lambda3: "lambda3",
+  k: "k",
+  tau: "tau",
+  topKEntropy: "top_k_entropy",
+  maskMode: "mask_mode",
+  fields: "fields",
+  maxLength: "max_length",
+  skipInvalid: "skip_invalid",
+  lr: "lr",
+  epochs: "epochs",
+  maxSteps: "max_steps",
+  batchSize: "batch_size",
+  gradAccum: "grad_accum",
+  scheduler: "scheduler",
+  warmupRatio: "warmup_ratio",
+  weightDecay: "weight_decay",
+  maxGradNorm: "max_grad_norm",
+  seed: "seed",
+  saveSteps: "save_steps",
+  saveTotalLimit: "save_total_limit",
+  gradientCheckpointing: "gradient_checkpointing",
+  plugin: "plugins",
+};
+
+/** Keys of training_config.json besides the settings (what the run was given and what it derived). */
+const RUN_KEYS = ["model", "data", "balora_version", "examples", "total_steps", "warmup_steps", "regularizers_effective"];
+
+export const CONFIG_FILE = "training_config.json";
+export const INITIAL_ADAPTER_DIR = "initial_adapter";
+const CHECKPOINT_RE = /^checkpoint-(\d+)$/;
+
+export interface TrainPaths {
+  model: string;
+  data: string;
+  out: string;
+}
+
+export interface TrainRunOptions {
+  settings: TrainSettings;
+  paths: TrainPaths;
+  /** A checkpoint folder to continue from (null: a fresh run, or a resumed one without a checkpoint yet). */
+  checkpoint: string | null;
+  /** The run's folder exists already (resume): keep its files. */
+  resuming: boolean;
+  merge?: boolean;
+  /** After each step: extra values for the row (written as `eval_<key>`), e.g. a periodic evaluation. */
+  afterStep?: (row: StepRow, trainer: Trainer) => Promise<Record<string, number> | undefined>;
+  /** Test hook: make a step's loss non-finite. */
+  injectNonFinite?: (step: number) => boolean;
+  /** Progress lines (default: stderr via `progress`). */
+  log?: (line: string) => void;
+}
+
+export interface TrainRunResult {
+  out: string;
+  rows: StepRow[];
+  steps: number;
+  seconds: number;
+  pissa: boolean;
+  trainable: string;
+}
+
+/** Directories `checkpoint-N` of a run with their completeness, newest last. */
+async function checkpoints(out: string): Promise<{ step: number; dir: string; complete: boolean }[]> {
+  const names = await readdir(out).catch(() => [] as string[]);
+  const found: { step: number; dir: string; complete: boolean }[] = [];
+  for (const n of names) {
+    const m = CHECKPOINT_RE.exec(n);
+    if (!m) continue;
+    const dir = join(out, n);
+    const complete = await stat(join(dir, COMPLETE_FILE)).then(
+      () => true,
+      () => false,
+    );
+    found.push({ step: Number(m[1]), dir, complete });
+  }
+  return found.sort((a, b) => a.step - b.step);
+}
+
+/** The adapter's initial state adds nothing (zero B everywhere: plain LoRA): the teacher is then the base alone. */
+async function dropZeroInitial(model: LanguageModel): Promise<boolean> {
+  const states = loraLayers(model)
+    .map(([, l]) => l.adapters.get("default"))
+    .filter((st): st is AdapterState => !!st?.initial);
+  for (const st of states) {
+    const b = st.initial!.lora_B;
+    if (!b || (await b.data()).some((v) => v !== 0)) return false;
+  }
+  for (const st of states) {
+    for (const t of Object.values(st.initial!)) t.dispose();
+    st.initial = null;
+  }
+  return true;
+}
+
+/** Loads the model, the data and the adapter, and runs (or continues) training; the library form of `balora train`. */
+export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
+  const log = o.log ?? progress;
+  const s = o.settings;
+  const { out } = o.paths;
+  const tokenizer = await Tokenizer.fromDir(o.paths.model);
+  const records = await readRecords("--data", o.paths.data);
+  const template = s.template ?? undefined;
+  const ds = buildInstructionDataset(records, tokenizer, {
+    fields: s.fields,
+    template,
+    maxLength: s.max_length,
+    skipInvalid: s.skip_invalid,
+  });
+  if (ds.skipped.length)
+    log(`skipped ${ds.skipped.length} invalid row(s) of ${o.paths.data} (first: line ${ds.skipped[0].line}: ${ds.skipped[0].reason})`);
+  if (ds.examples.length === 0) throw new CliError(`--data ${o.paths.data}: no training examples`);
+  if (ds.truncated) log(`${ds.truncated} sequence(s) longer than --max-length ${s.max_length} were cut`);
+  if (ds.withoutTargets) log(`${ds.withoutTargets} example(s) have no response token left after cutting; they add nothing to the loss`);
+  await loadPlugins(s.plugins);
+  const regularizers = resolveConfig(regularizersConfig(s));
+  if (regularizers.taskType !== "nlg")
+    throw new CliError("balora train supports causal-LM (NLG) training; the NLU presets need a classification head");
+  const cfg = await readModelConfig(o.paths.model);
+  if (cfg.head !== "causal-lm") throw new CliError(`--model ${o.paths.model} is a ${cfg.head} model; balora train fine-tunes causal LMs`);
+  const backend = await cliBackend();
+  const longest = Math.max(...ds.examples.map((e) => e.inputIds.length));
+  requireTokensFit(
+    "the longest sequence",
+    longest,
+    cfg,
+    backend,
+    Math.min(s.batch_size, ds.examples.length),
+    "lower --max-length or --batch-size",
+  );
+  const model = (await loadModel(o.paths.model, { backend })) as CausalLM;
+  if (!(model instanceof CausalLM)) throw new CliError(`--model ${o.paths.model}: not a causal LM`);
+  // The adapter, and its initial state (the teacher).
+  const pissaInit = s.adapter === null && s.init !== "lora";
+  if (s.adapter) {
+    await loadAdapter(model, s.adapter, { trainable: true });
+    markInitialState(model);
+  } else {
+    const onLayer = (path: string, i: number, total: number) => log(`${s.init} ${i}/${total} ${path}`);
+    injectAdapter(
+      model,
+      {
+        r: s.r,
+        lora_alpha: s.alpha,
+        lora_dropout: s.lora_dropout,
+        target_modules: s.target,
+        init_lora_weights: s.init === "lora" ? true : (s.init as "pissa"),
+        base_model_name_or_path: o.paths.model,
+      },
+      { seed: s.seed, ...(pissaInit ? { onLayer } : {}) },
+    );
+  }
+  const plainStart = await dropZeroInitial(model);
+  const pissa = !plainStart && loraLayers(model).some(([, l]) => l.adapters.get("default")?.initial);
+  const initLoraWeights = pissaInit ? (s.init as "pissa") : true;
+  const trainable = trainableReport(model).line;
+  const loss = new BaLoraLoss(regularizers, { warn: (m) => log(`warning: ${m}`) });
+  const trainer = new Trainer({
+    model,
+    examples: ds.examples,
+    padTokenId: padTokenIdOf(tokenizer),
+    settings: s,
+    loss,
+    warn: (m) => log(`warning: ${m}`),
+    injectNonFinite: o.injectNonFinite,
+  });
+  const metricsPath = join(out, METRICS_FILE);
+  const rows: StepRow[] = [];
+  try {
+    if (!o.resuming || !(await exists(join(out, INITIAL_ADAPTER_DIR, "adapter_model.safetensors")))) {
+      // Written before the first step: the state the teacher and a resumed run start from.
+      await saveAdapter(model, join(out, INITIAL_ADAPTER_DIR), { initLoraWeights });
+    }
+    const runConfig = {
+      model: resolve(o.paths.model),
+      data: resolve(o.paths.data),
+      ...s,
+      examples: ds.examples.length,
+      total_steps: trainer.totalSteps,
+      warmup_steps: trainer.warmupSteps,
+      regularizers_effective: regularizers.effective,
+      balora_version: JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")).version,
+    };
+    if (!o.resuming) await writeTextAtomically(join(out, CONFIG_FILE), `${JSON.stringify(runConfig, null, 2)}\n`);
+    let metricsText = "";
+    if (o.checkpoint) {
+      metricsText = await restoreCheckpoint(trainer, o.checkpoint);
+      log(`resumed from ${o.checkpoint} at step ${trainer.step} of ${trainer.totalSteps}`);
+    }
+    // metrics.jsonl holds exactly the steps done: the checkpoint's rows (a killed run may have written more).
+    await writeTextAtomically(metricsPath, metricsText);
+    rows.push(...(parseMetrics(metricsText, metricsPath).metrics as StepRow[]));
+    log(`${trainable}; ${ds.examples.length} examples, ${trainer.totalSteps} steps (${regularizers.preset}${pissa ? ", PiSSA" : ""})`);
+    let interrupted: NodeJS.Signals | null = null;
+    onInterrupt((sig) => {
+      interrupted = sig;
+      log(`${sig}: finishing step ${trainer.step + 1}, then writing a checkpoint (again to stop at once)`);
+    });
+    const bar = new Bar(trainer.totalSteps, trainer.step, log, log === progress && !!process.stderr.isTTY && !isQuiet());
+    let lastSaved = o.checkpoint ? trainer.step : -1;
+    const save = async () => {
+      await writeCheckpoint(trainer, out, await readFile(metricsPath, "utf8"), initLoraWeights, s.save_total_limit);
+      lastSaved = trainer.step;
+    };
+    while (!trainer.done) {
+      const row = await trainer.trainStep();
+      const extra = await o.afterStep?.(row, trainer);
+      for (const [k, v] of Object.entries(extra ?? {})) row[k.startsWith("eval_") ? k : `eval_${k}`] = v;
+      await appendFile(metricsPath, `${JSON.stringify(row)}\n`);
+      rows.push(row);
+      bar.update(row);
+      if (s.save_steps > 0 && trainer.step % s.save_steps === 0 && !trainer.done) await save();
+      if (interrupted) {
+        if (lastSaved !== trainer.step) await save();
+        bar.end();
+        throw new ExitRequest(
+          signalExitCode(interrupted),
+          `interrupted at step ${trainer.step} of ${trainer.totalSteps}; ` +
+            `checkpoint written to ${join(out, `checkpoint-${trainer.step}`)}; ` +
+            `continue with: balora train --resume ${out}`,
+        );
+      }
+    }
+    bar.end();
+    if (lastSaved !== trainer.step) await save();
+    onInterrupt(null);
+    // The final adapter in peft's format, then what derives from it.
+    await writeFiles(out, new Map(Object.entries(await adapterFiles(model, { initLoraWeights }))));
+    if (pissa) await saveAdapter(model, join(out, "converted"), { convertPissaToLora: true });
+    await writeTextAtomically(
+      join(out, "report.html"),
+      renderReport([{ name: basename(resolve(out)), config: runConfig, metrics: rows as never }]),
+    );
+    if (o.merge) {
+      log("merging the adapter into the base weights");
+      mergeAndUnload(model);
+      await writeMerged(model, o.paths.model, join(out, "merged"));
+    }
+    const last = rows[rows.length - 1];
+    return { out, rows, steps: trainer.totalSteps, seconds: Number(last?.elapsed_s ?? 0), pissa, trainable };
+  } finally {
+    onInterrupt(null);
+    trainer.dispose();
+    model.dispose();
+  }
+}
+
+async function writeMerged(model: LanguageModel, source: string, dir: string): Promise<void> {
+  const planned = await planOutput({ flag: "--merge", path: dir, kind: "directory" }, { overwrite: true });
+  await writeDirOutput(planned, (tmp) => writeModelDir(model, source, tmp));
+}
+
+/** checkpoint-<step>/ built under a temporary name, its marker last, then renamed; older ones beyond the limit removed. */
+async function writeCheckpoint(
+  trainer: Trainer,
+  out: string,
+  metrics: string,
+  initLoraWeights: true | "pissa",
+  limit: number | null,
+): Promise<void> {
+  const files = await checkpointFiles(trainer, metrics, { initLoraWeights });
+  const target = join(out, `checkpoint-${trainer.step}`);
+  const planned = await planOutput({ flag: "checkpoint", path: target, kind: "directory" }, { overwrite: true, note: () => {} });
+  await writeDirOutput(planned, async (tmp) => {
+    const marker = files.get(COMPLETE_FILE)!;
+    files.delete(COMPLETE_FILE);
+    await writeFiles(tmp, files);
+    await writeTextAtomically(join(tmp, COMPLETE_FILE), marker as string);
+  });
+  if (limit !== null) {
+    const complete = (await checkpoints(out)).filter((c) => c.complete);
+    for (const c of complete.slice(0, Math.max(0, complete.length - limit))) await rm(c.dir, { recursive: true, force: true });
+  }
+}
+
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
+
+/** A progress bar with ETA on a terminal; a plain line about every 5% of the run (or 10 s) otherwise. */
+class Bar {
+  private readonly started = performance.now();
+  private lastLine = 0;
+  private shown = false;
+  constructor(
+    private readonly total: number,
+    private readonly first: number,
+    private readonly log: (line: string) => void,
+    private readonly tty: boolean,
+  ) {}
+  update(row: StepRow): void {
+    const step = Number(row.step);
+    const done = step - this.first;
+    const per = (performance.now() - this.started) / 1000 / Math.max(done, 1);
+    const eta = fmtTime(per * (this.total - step));
+    const loss = Number(row.loss);
+    const shown = Number.isFinite(loss) ? loss.toFixed(4) : "not finite";
+    const text = `step ${step}/${this.total} loss ${shown} lr ${Number(row.lr).toExponential(2)} ETA ${eta}`;
+    if (this.tty) {
+      const width = 24;
+      const fill = Math.round((width * step) / this.total);
+      process.stderr.write(`\r[${"#".repeat(fill)}${".".repeat(width - fill)}] ${text}\x1b[K`);
+      this.shown = true;
+      return;
+    }
+    const now = performance.now();
+    if (step === this.total || step % Math.max(1, Math.round(this.total / 20)) === 0 || now - this.lastLine > 10_000) {
+      this.lastLine = now;
+      this.log(text);
+    }
+  }
+  end(): void {
+    if (this.shown) process.stderr.write("\n");
+    this.shown = false;
+  }
+}
+
+const fmtTime = (sec: number): string => {
+  if (!Number.isFinite(sec)) return "?";
+  const m = Math.floor(sec / 60);
+  return m > 0 ? `${m}m${String(Math.round(sec % 60)).padStart(2, "0")}s` : `${Math.round(sec)}s`;
+};
+
+/** The flags given, as settings (training_config.json keys). */
+function flagSettings(a: Record<string, unknown>): Partial<TrainSettings> {
+  const out: Record<string, unknown> = {};
+  for (const [flag, key] of Object.entries(SETTING_FLAGS)) {
+    const v = a[flag];
+    if (v === undefined || (flag === "plugin" && (v as string[]).length === 0)) continue;
+    if (flag === "target")
+      out[key] =
+        v === "all-linear"
+          ? "all-linear"
+          : (v as string)
+              .split(",")
+              .map((t) => t.trim())
+              .filter(Boolean);
+    else if (flag === "fields") out[key] = (v as string).split(",").map((t) => t.trim());
+    else if (flag === "skipInvalid" || flag === "gradientCheckpointing") out[key] = v === true ? true : undefined;
+    else out[key] = v;
+  }
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out as Partial<TrainSettings>;
+}
+
+/** Settings errors name the flag (not the config key) when a flag gave the value. */
+function checkSettings(partial: Record<string, unknown>, fromFlags: Set<string>): TrainSettings {
+  try {
+    if (partial.init === undefined && partial.adapter == null) partial.init = partial.preset === "lora" ? "lora" : "pissa";
+    return resolveSettings(partial);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const key = msg.split(":")[0];
+    const flag = Object.entries(SETTING_FLAGS).find(([, k]) => k === key)?.[0];
+    if (flag && fromFlags.has(key)) throw new UsageError(`--${kebab(flag)}${msg.slice(key.length)}`);
+    throw new CliError(msg);
+  }
+}
+
+export const trainCommand: Command = {
+  summary: "fine-tune a model with BA-LoRA (or LoRA/PiSSA baselines) and write a peft adapter",
+  usage:
+    "balora train --model DIR --data FILE --out DIR [--adapter DIR | --init pissa|pissa_niter_N|lora --r R --alpha A --target ...] " +
+    "[--preset iclr2026|v5|lora|pissa] [--config FILE.json] [options] | balora train --resume DIR",
+  flags: FLAGS,
+  details:
+    "Writes to --out: adapter_config.json + adapter_model.safetensors (peft), initial_adapter/ (the state training started from:\n" +
+    "the teacher), converted/ (PiSSA runs: plain LoRA for the original base), training_config.json, metrics.jsonl (one row per\n" +
+    "optimizer step), report.html, checkpoint-<step>/ folders, and merged/ with --merge. Ctrl-C writes a checkpoint and exits 130.",
+  async run(argv) {
+    const a = parse(argv, FLAGS) as Record<string, unknown> & { [k: string]: never };
+    const given = flagSettings(a);
+    if (a.resume) {
+      const flagOf = (key: string) => `--${kebab(Object.entries(SETTING_FLAGS).find(([, v]) => v === key)?.[0] ?? key)}`;
+      const other = Object.keys(given).concat(["model", "data", "out", "config", "template"].filter((k) => a[k] !== undefined));
+      if (other.length)
+        throw new UsageError(`--resume continues a run with the settings in its ${CONFIG_FILE}; drop ${other.map(flagOf).join(", ")}`);
+      await resumeRun(a.resume as string, !!a.merge);
+      return;
+    }
+    for (const f of ["model", "data", "out"] as const) if (a[f] === undefined) throw new UsageError(`--${f} is required (or --resume DIR)`);
+    if (a.adapter !== undefined && a.init !== undefined)
+      throw new UsageError("--adapter starts from a saved adapter; --init creates one: give one of them");
+    const fileSettings = a.config ? await readRunConfig(a.config as string, [...Object.keys(DEFAULT_SETTINGS)]) : {};
+    const partial: Record<string, unknown> = { ...fileSettings, ...given };
+    if (a.template) partial.template = await readTemplate("--template", a.template as string);
+    const s = checkSettings(partial, new Set(Object.keys(given)));
+    integer("--r", s.r, 1);
+    await readModelConfig(a.model as string);
+    if (s.adapter) await checkAdapterDir(s.adapter);
+    const out = await planOutput(
+      { flag: "--out", path: a.out as string, kind: "directory" },
+      {
+        overwrite: !!a.overwrite,
+        inputs: [
+          { flag: "--model", path: a.model as string },
+          { flag: "--data", path: a.data as string },
+          { flag: "--adapter", path: s.adapter ?? undefined },
+        ],
+      },
+    );
+    if (out.exists) await rm(out.target, { recursive: true, force: true });
+    await mkdir(out.target, { recursive: true });
+    const result = await trainRun({
+      settings: s,
+      paths: { model: a.model as string, data: a.data as string, out: out.target },
+      checkpoint: null,
+      resuming: false,
+      merge: !!a.merge,
+    });
+    summary(result);
+  },
+};
+
+function summary(r: TrainRunResult): void {
+  const last = r.rows[r.rows.length - 1];
+  const loss = last ? Number(last.loss).toFixed(4) : "-";
+  console.log(`trained ${r.steps} steps in ${r.seconds.toFixed(1)} s (final loss ${loss}); wrote the adapter to ${r.out}`);
+}
+
+/** `--resume DIR`: the run folder (its newest complete checkpoint) or one checkpoint folder. */
+async function resumeRun(dir: string, merge: boolean): Promise<void> {
+  await requireDir("--resume", dir, "a balora train --out folder or one of its checkpoint-N folders");
+  let out = resolve(dir);
+  let checkpoint: string | null = null;
+  if (CHECKPOINT_RE.test(basename(out)) && !(await exists(join(out, CONFIG_FILE)))) {
+    checkpoint = out;
+    out = dirname(out);
+    await readCheckpointState(checkpoint).catch((e) => {
+      throw new CliError(`--resume ${dir}: ${(e as Error).message}`);
+    });
+  }
+  const configPath = join(out, CONFIG_FILE);
+  if (!(await exists(configPath))) throw new CliError(`--resume ${dir}: no ${CONFIG_FILE} in ${out}; is it a balora train --out folder?`);
+  let recorded: Record<string, unknown>;
+  try {
+    recorded = JSON.parse(await readFile(configPath, "utf8"));
+  } catch (e) {
+    throw new CliError(`${configPath}: invalid JSON (${(e as Error).message})`);
+  }
+  if (!checkpoint) {
+    const complete = (await checkpoints(out)).filter((c) => c.complete);
+    checkpoint = complete.length ? complete[complete.length - 1].dir : null;
+    if (!checkpoint) progress(`no complete checkpoint in ${out} yet: starting the run again from step 0`);
+  }
+  const settings = checkSettings(
+    Object.fromEntries(Object.entries(recorded).filter(([k]) => (Object.keys(DEFAULT_SETTINGS) as string[]).includes(k))),
+    new Set(),
+  );
+  const unknown = Object.keys(recorded).filter((k) => !(k in DEFAULT_SETTINGS) && !RUN_KEYS.includes(k));
+  if (unknown.length) throw new CliError(`${configPath}: unknown key ${unknown[0]}`);
+  const result = await trainRun({
+    settings,
+    paths: { model: String(recorded.model), data: String(recorded.data), out },
+    checkpoint,
+    resuming: true,
+    merge,
+  });
+  summary(result);
+}
