@@ -1,6 +1,6 @@
 // A training run's settings with every default spelled out (what training_config.json records and a
 // resumed run re-reads), their checks (one line naming the setting), and the step arithmetic of HF Trainer.
-import type { PresetName, RegularizersConfig } from "@balora/regularizers";
+import { MASK_MODES, MAX_TOP_K, type MaskMode, PRESETS, type PresetName, type RegularizersConfig } from "@balora/regularizers";
 import { ArgumentError } from "@balora/tensor";
 import { batchesPerEpoch } from "../data/order.js";
 
@@ -25,7 +25,7 @@ export interface TrainSettings {
   k: number | null;
   tau: number | null;
   top_k_entropy: number | null;
-  mask_mode: "shifted" | "unshifted" | "none" | null;
+  mask_mode: MaskMode | null;
   /** Passed to resolveConfig as-is (terms of plugins, per-term schedules and options). */
   regularizers: RegularizersConfig;
   plugins: string[];
@@ -136,29 +136,124 @@ export function resolveSettings(partial: Partial<TrainSettings> & Record<string,
   int(s, "max_bad_steps", 1);
   if (!Array.isArray(s.fields) || s.fields.length !== 2 || !s.fields.every((f) => typeof f === "string" && f))
     fail("fields", `must be two field names [query, response], got ${JSON.stringify(s.fields)}`);
-  if (!Array.isArray(s.plugins) || !s.plugins.every((p) => typeof p === "string" && p))
-    fail("plugins", `must be a list of package names, got ${JSON.stringify(s.plugins)}`);
   for (const b of ["skip_invalid", "gradient_checkpointing"] as const)
     if (typeof s[b] !== "boolean") fail(b, `must be true or false, got ${JSON.stringify(s[b])}`);
-  if (typeof s.regularizers !== "object" || s.regularizers === null || Array.isArray(s.regularizers))
-    fail("regularizers", "must be an object (resolveConfig's fields)");
+  checkRegularizerSettings(Object.fromEntries(REGULARIZER_KEYS.map((k) => [k, s[k] ?? undefined])), (key, why) => fail(key, why));
   return s;
 }
 
-/** The settings as resolveConfig takes them: the preset, then the flat overrides (unset ones left to the preset). */
+/** The settings as resolveConfig takes them: the `regularizers` object, the preset, then the flat overrides that are set. */
 export function regularizersConfig(s: TrainSettings): RegularizersConfig {
-  const flat: RegularizersConfig = { ...s.regularizers, preset: s.preset };
-  const put = <K extends keyof RegularizersConfig>(k: K, v: RegularizersConfig[K] | null) => {
-    if (v !== null) flat[k] = v as RegularizersConfig[K];
-  };
-  put("lambda1", s.lambda1);
-  put("lambda2", s.lambda2);
-  put("lambda3", s.lambda3);
-  put("k", s.k);
-  put("tau", s.tau);
-  put("topKEntropy", s.top_k_entropy);
-  put("maskMode", s.mask_mode);
-  return flat;
+  const set = Object.fromEntries(REGULARIZER_KEYS.map((k) => [k, s[k] ?? undefined]));
+  return regularizersConfigOf(set as RegularizerSettings);
+}
+
+/** The regularizer keys of a config file (snake_case, as training_config.json spells them); the trainer adds its own. */
+export const REGULARIZER_KEYS = [
+  "preset",
+  "mask_mode",
+  "lambda1",
+  "lambda2",
+  "lambda3",
+  "k",
+  "tau",
+  "top_k_entropy",
+  "plugins",
+  "regularizers",
+] as const;
+
+/** The regularizer settings of a config file or the flags, checked; absent keys stay absent. */
+export interface RegularizerSettings {
+  preset?: PresetName;
+  mask_mode?: MaskMode;
+  lambda1?: number;
+  lambda2?: number;
+  lambda3?: number;
+  k?: number;
+  tau?: number;
+  top_k_entropy?: number;
+  plugins?: string[];
+  /** Passed to resolveConfig as-is (its `terms`, `consistency`, `diversity`, `svd`, ... fields). */
+  regularizers?: RegularizersConfig;
+}
+
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/**
+ * Checks the REGULARIZER_KEYS of `values` (undefined ones are skipped); `fail(key, why)` throws the caller's
+ * error (naming the file or the flag). Other keys are ignored: `readRunConfig` has checked them.
+ */
+export function checkRegularizerSettings(values: Record<string, unknown>, fail: (key: string, why: string) => never): RegularizerSettings {
+  const out: RegularizerSettings = {};
+  const v = (k: string) => values[k];
+  if (v("preset") !== undefined) {
+    if (!PRESETS.includes(v("preset") as PresetName))
+      fail("preset", `must be one of ${PRESETS.join(", ")}, got ${JSON.stringify(v("preset"))}`);
+    out.preset = v("preset") as PresetName;
+  }
+  if (v("mask_mode") !== undefined) {
+    if (!MASK_MODES.includes(v("mask_mode") as MaskMode))
+      fail("mask_mode", `must be one of ${MASK_MODES.join(", ")}, got ${JSON.stringify(v("mask_mode"))}`);
+    out.mask_mode = v("mask_mode") as MaskMode;
+  }
+  for (const k of ["lambda1", "lambda2", "lambda3"] as const) {
+    const x = v(k);
+    if (x === undefined) continue;
+    if (!isNumber(x) || x < 0) fail(k, `must be a number >= 0 (0 turns the term off), got ${JSON.stringify(x)}`);
+    out[k] = x as number;
+  }
+  if (v("k") !== undefined) {
+    const x = v("k");
+    if (!isNumber(x) || !Number.isInteger(x) || x < 1)
+      fail("k", `must be an integer >= 1 (singular values in the SVD term), got ${JSON.stringify(x)}`);
+    out.k = x as number;
+  }
+  if (v("tau") !== undefined) {
+    const x = v("tau");
+    if (!isNumber(x) || x <= 0) fail("tau", `must be a number > 0 (the consistency temperature), got ${JSON.stringify(x)}`);
+    out.tau = x as number;
+  }
+  if (v("top_k_entropy") !== undefined) {
+    const x = v("top_k_entropy");
+    if (!isNumber(x) || !Number.isInteger(x) || x < 0 || x > MAX_TOP_K)
+      fail("top_k_entropy", `must be an integer from 0 (the full vocabulary) to ${MAX_TOP_K}, got ${JSON.stringify(x)}`);
+    out.top_k_entropy = x as number;
+  }
+  if (v("plugins") !== undefined) {
+    const x = v("plugins");
+    if (!Array.isArray(x) || !x.every((p) => typeof p === "string" && p !== ""))
+      fail("plugins", `must be a list of package names or paths, got ${JSON.stringify(x)}`);
+    out.plugins = x as string[];
+  }
+  if (v("regularizers") !== undefined) {
+    const x = v("regularizers");
+    if (x === null || typeof x !== "object" || Array.isArray(x))
+      fail("regularizers", `must be an object of regularizer settings ({"terms": {...}, "svd": {...}}), got ${JSON.stringify(x)}`);
+    out.regularizers = x as RegularizersConfig;
+  }
+  return out;
+}
+
+/** Settings of a file, then the flags over them (plugins of both, each once). */
+export function mergeRegularizerSettings(file: RegularizerSettings, flags: RegularizerSettings): RegularizerSettings {
+  const out: RegularizerSettings = { ...file };
+  for (const [k, x] of Object.entries(flags)) if (x !== undefined) (out as Record<string, unknown>)[k] = x;
+  out.plugins = [...new Set([...(file.plugins ?? []), ...(flags.plugins ?? [])])];
+  return out;
+}
+
+/** The config resolveConfig takes: the `regularizers` object, with the flat settings over it. */
+export function regularizersConfigOf(s: RegularizerSettings): RegularizersConfig {
+  const c: RegularizersConfig = { ...(s.regularizers ?? {}) };
+  if (s.preset !== undefined) c.preset = s.preset;
+  if (s.mask_mode !== undefined) c.maskMode = s.mask_mode;
+  if (s.lambda1 !== undefined) c.lambda1 = s.lambda1;
+  if (s.lambda2 !== undefined) c.lambda2 = s.lambda2;
+  if (s.lambda3 !== undefined) c.lambda3 = s.lambda3;
+  if (s.k !== undefined) c.k = s.k;
+  if (s.tau !== undefined) c.tau = s.tau;
+  if (s.top_k_entropy !== undefined) c.topKEntropy = s.top_k_entropy;
+  return c;
 }
 
 /** Optimizer steps per epoch: ceil(batches / grad_accum), the last one taking the remainder (HF). */
