@@ -65,3 +65,34 @@ export {
 export { renderReport, REPORT_CHARTS } from "./report/html.js";
 export { parseConfig, parseMetrics, type ReportRun, type StepMetrics } from "./report/metrics.js";
 export { DataError, type DataRecord, Invalid, type InvalidRecord, parseRecords } from "./data/records.js";
+export { batchLoss, type BatchLossOptions, batchTensors, fusedHeadOf } from "./train/batch-loss.js";
+export {
+  checkpointFiles,
+  COMPLETE_FILE,
+  METRICS_FILE,
+  OPTIMIZER_FILE,
+  readCheckpointState,
+  restoreCheckpoint,
+  TRAINER_STATE_FILE,
+} from "./train/checkpoint.js";
+export {
+  DEFAULT_SETTINGS,
+  regularizersConfig,
+  resolveSettings,
+  SCHEDULERS,
+  type SchedulerName,
+  SETTING_KEYS,
+  stepsPerEpoch,
+  type TrainSettings,
+  totalSteps,
+} from "./train/config.js";
+export {
+  lambdaKey,
+  lrMultiplier,
+  maskedRows,
+  type StepRow,
+  Trainer,
+  type TrainerOptions,
+  type TrainerState,
+  TrainingError,
+} from "./train/trainer.js";
