@@ -112,6 +112,18 @@ describe("Trainer", () => {
     b.trainer.dispose();
   });
 
+  it("gradient checkpointing recomputes each layer in the backward pass and gives the same updates", async () => {
+    const plain = await setup({ max_steps: 2, warmup_ratio: 0, lora_dropout: 0.1 });
+    const recomputed = await setup({ max_steps: 2, warmup_ratio: 0, lora_dropout: 0.1, gradient_checkpointing: true });
+    expect(recomputed.model.model.gradientCheckpointing).toBe(true);
+    const a = await run(plain.trainer);
+    const b = await run(recomputed.trainer);
+    a.forEach((row, i) => expect(b[i].grad_norm).toBeCloseTo(Number(row.grad_norm), 12));
+    expect(maxRelDiff(await params(plain.model), await params(recomputed.model))).toBeLessThan(1e-12);
+    plain.trainer.dispose();
+    recomputed.trainer.dispose();
+  });
+
   it("a non-finite loss skips the update (weights and optimizer state unchanged) and 5 in a row stop the run", async () => {
     const bad = new Set([1]);
     const { trainer, model, warnings } = await setup({ max_steps: 8, warmup_ratio: 0 }, { injectNonFinite: (s) => bad.has(s) });

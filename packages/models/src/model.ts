@@ -278,10 +278,7 @@ export class DecoderModel extends T.Module {
     }
     for (const layer of this.layers) {
       // With gradient checkpointing a layer keeps only its input; backward recomputes the rest.
-      const next =
-        this.gradientCheckpointing && !cache && isGradEnabledFor(h, layer)
-          ? T.checkpoint((x) => layer.forward(x, s), [h], layer.trainableParameters())
-          : layer.forward(h, s);
+      const next = this.gradientCheckpointing && !cache && isGradEnabledFor(h, layer) ? checkpointLayer(layer, h, s) : layer.forward(h, s);
       h.dispose();
       h = next;
     }
@@ -291,6 +288,22 @@ export class DecoderModel extends T.Module {
     if (keyMask && keyMask !== opts.attentionMask) keyMask.dispose();
     return out;
   }
+}
+
+/** A layer under gradient checkpointing: the mask and positions are graph-held constants of the recomputation. */
+function checkpointLayer(layer: DecoderLayer, h: Tensor, s: Step): Tensor {
+  const constants = [s.keyMask, s.positions].filter((t): t is Tensor => t !== null);
+  return T.checkpoint(
+    (x, ...held) => {
+      let i = 0;
+      const keyMask = s.keyMask ? held[i++] : null;
+      const positions = s.positions ? held[i++] : null;
+      return layer.forward(x, { ...s, keyMask, positions });
+    },
+    [h],
+    layer.trainableParameters(),
+    constants,
+  );
 }
 
 /** Whether a checkpointed layer would get a gradient (its input or one of its parameters trains). */

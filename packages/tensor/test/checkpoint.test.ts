@@ -34,6 +34,27 @@ describe("checkpoint", () => {
     for (const t of [w1, w2]) t.dispose();
   });
 
+  it("constants (a mask) are held by the graph: the caller may dispose its handle before backward", async () => {
+    const b = await testBackend();
+    const w = T.randn([6, 6], { backend: b, seed: 8, requiresGrad: true });
+    const block = (h: T.Tensor, m: T.Tensor) => T.tidy(() => T.mul(T.tanh(T.matmul(h, w)), m));
+    const grads = async (ckpt: boolean) => {
+      const x = T.randn([3, 6], { backend: b, seed: 9 });
+      const mask = T.tensor([1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1], [3, 6], { backend: b });
+      const y = ckpt ? T.checkpoint(block, [x], [w], [mask]) : block(x, mask);
+      mask.dispose(); // as DecoderModel.forward disposes its key mask before the trainer's backward
+      T.backward(T.sum(T.square(y)));
+      const g = Array.from(await w.grad!.data());
+      w.grad!.dispose();
+      w.grad = null;
+      for (const t of [x, y]) t.dispose();
+      return g;
+    };
+    const plain = await grads(false);
+    (await grads(true)).forEach((v, i) => expect(v).toBeCloseTo(plain[i], 6));
+    w.dispose();
+  });
+
   it("holds only the block inputs between forward and backward", async () => {
     const b = await testBackend();
     const w = T.randn([64, 64], { backend: b, seed: 5, requiresGrad: true });

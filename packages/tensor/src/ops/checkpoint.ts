@@ -5,13 +5,16 @@ import { enableGrad, noGrad, record } from "../graph.js";
 import type { Tensor } from "../tensor.js";
 
 /**
- * `fn(...inputs)` whose activations are not stored: the backward pass recomputes `fn` and
- * backpropagates through the recomputation. `params` are the trainable tensors `fn` reads
- * (a layer's adapters): their gradients accumulate into `.grad` during that inner backward. `fn`
- * must be deterministic given its inputs (dropout keyed by step, as LoRA's is, qualifies).
+ * `fn(...inputs, ...constants)` whose activations are not stored: the backward pass recomputes `fn`
+ * and backpropagates through the recomputation. `params` are the trainable tensors `fn` reads (a
+ * layer's adapters): their gradients accumulate into `.grad` during that inner backward. `constants`
+ * are tensors `fn` reads but does not differentiate (an attention mask): the graph keeps them for the
+ * recomputation, so the caller may dispose its own handles at once; `fn` must read them from its
+ * arguments, not from a closure. `fn` must be deterministic given its inputs (dropout keyed by step,
+ * as LoRA's is, qualifies).
  */
-export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], params: Tensor[] = []): Tensor {
-  const y = noGrad(() => fn(...inputs));
+export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], params: Tensor[] = [], constants: Tensor[] = []): Tensor {
+  const y = noGrad(() => fn(...inputs, ...constants));
   return record(
     y,
     "checkpoint",
@@ -19,7 +22,7 @@ export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], pa
     (g, needs, held) => {
       const xs = held.map((x, i) => {
         const v = x.viewAs(x.shape, x.strides, x.offset);
-        v.requiresGrad = needs[i];
+        v.requiresGrad = i < inputs.length && needs[i];
         return v;
       });
       const again = enableGrad(() => fn(...xs));
@@ -31,8 +34,9 @@ export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], pa
         x.dispose();
         return gx;
       });
-      return [...grads, ...params.map(() => null)];
+      return [...grads.slice(0, inputs.length), ...params.map(() => null)];
     },
-    inputs,
+    // Views: the graph owns (and frees) these handles, the caller keeps its own.
+    [...inputs, ...constants.map((c) => c.viewAs(c.shape, c.strides, c.offset))],
   );
 }
