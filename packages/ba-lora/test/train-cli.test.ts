@@ -228,6 +228,10 @@ describe("balora train", () => {
         /--resume continues a run with the settings in its training_config.json; drop --lr/,
       ],
     ];
+    const bad = join(dir, "bad.jsonl");
+    await writeFile(bad, '{"instruction": "a", "output": "b"}\n{"instruction": 3, "output": "c"}\n');
+    cases.push([args(join(dir, "x"), "--data", bad), 1, /bad\.jsonl:2: .*instruction/]);
+    cases.push([args(join(dir, "x"), "--data", join(dir, "missing.jsonl")), 1, /--data .*missing\.jsonl/]);
     const cfg = join(dir, "bad.json");
     await writeFile(cfg, JSON.stringify({ learning_rate: 1 }));
     cases.push([[...args(join(dir, "x")), "--config", cfg], 1, /unknown key "learning_rate"/]);

@@ -23,9 +23,9 @@ import { checkpointFiles, COMPLETE_FILE, METRICS_FILE, readCheckpointState, rest
 import { DEFAULT_SETTINGS, regularizersConfig, resolveSettings, SCHEDULERS, type TrainSettings } from "../train/config.js";
 import { type StepRow, Trainer } from "../train/trainer.js";
 import { CliError, ExitRequest, type FlagSpecs, integer, kebab, parse, UsageError } from "./args.js";
-import { onInterrupt, signalExitCode } from "./cleanup.js";
+import { onInterrupt, registerTemp, signalExitCode, unregisterTemp } from "./cleanup.js";
 import { readRecords, readTemplate } from "./data-file.js";
-import { requireDir } from "./inputs.js";
+import { requireDir, requireFile } from "./inputs.js";
 import type { Command } from "./main.js";
 import { checkAdapterDir, cliBackend, readModelConfig, requireTokensFit, writeModelDir } from "./model.js";
 import { OVERWRITE_FLAG, planOutput, writeDirOutput } from "./output.js";
@@ -147,6 +147,8 @@ export interface TrainRunOptions {
   injectNonFinite?: (step: number) => boolean;
   /** Progress lines (default: stderr via `progress`). */
   log?: (line: string) => void;
+  /** Called once the run's folder holds its settings and initial adapter, right before the first step. */
+  onStarted?: () => void;
 }
 
 export interface TrainRunResult {
@@ -289,6 +291,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
     await writeTextAtomically(metricsPath, metricsText);
     rows.push(...(parseMetrics(metricsText, metricsPath).metrics as StepRow[]));
     log(`${trainable}; ${ds.examples.length} examples, ${trainer.totalSteps} steps (${regularizers.preset}${pissa ? ", PiSSA" : ""})`);
+    o.onStarted?.();
     let interrupted: NodeJS.Signals | null = null;
     onInterrupt((sig) => {
       interrupted = sig;
@@ -487,6 +490,7 @@ export const trainCommand: Command = {
     const s = checkSettings(partial, new Set(Object.keys(given)));
     integer("--r", s.r, 1);
     await readModelConfig(a.model as string);
+    await requireFile("--data", a.data as string, "a data file (JSONL, one JSON object per line, or a JSON array)");
     if (s.adapter) await checkAdapterDir(s.adapter);
     const out = await planOutput(
       { flag: "--out", path: a.out as string, kind: "directory" },
@@ -501,14 +505,30 @@ export const trainCommand: Command = {
     );
     if (out.exists) await rm(out.target, { recursive: true, force: true });
     await mkdir(out.target, { recursive: true });
-    const result = await trainRun({
-      settings: s,
-      paths: { model: a.model as string, data: a.data as string, out: out.target },
-      checkpoint: null,
-      resuming: false,
-      merge: !!a.merge,
-    });
-    summary(result);
+    // Until the first step, the folder is a temporary: a mistake found while loading, or Ctrl-C, removes it.
+    let started = false;
+    registerTemp(out.target);
+    const begin = () => {
+      started = true;
+      unregisterTemp(out.target);
+    };
+    try {
+      const result = await trainRun({
+        settings: s,
+        paths: { model: a.model as string, data: a.data as string, out: out.target },
+        checkpoint: null,
+        resuming: false,
+        merge: !!a.merge,
+        onStarted: begin,
+      });
+      summary(result);
+    } catch (e) {
+      if (!started) {
+        unregisterTemp(out.target);
+        await rm(out.target, { recursive: true, force: true });
+      }
+      throw e;
+    }
   },
 };
 
