@@ -21,7 +21,8 @@ export interface LoraConfig {
   bias: "none";
   use_dora: boolean;
   fan_in_fan_out: false;
-  modules_to_save: null;
+  /** Layers trained in full and saved beside the adapter (peft's modules_to_save; Linear layers only). */
+  modules_to_save: string[] | null;
   task_type: string | null;
   base_model_name_or_path: string | null;
   revision: string | null;
@@ -72,8 +73,9 @@ export function loraConfig(partial: Partial<LoraConfig> & Record<string, unknown
     fail("init_lora_weights", `"${String(init)}" is not supported (supported: true, false, "gaussian", "pissa", "pissa_niter_<N>")`);
   if (c.bias !== "none") fail("bias", `only "none" is supported, got "${c.bias}"`);
   if (c.fan_in_fan_out) fail("fan_in_fan_out", "true is only for GPT-2 Conv1D layers, which balora does not have");
-  if (c.modules_to_save !== null && !(Array.isArray(c.modules_to_save) && (c.modules_to_save as unknown[]).length === 0))
-    fail("modules_to_save", "is not supported (train full modules separately)");
+  const mts = c.modules_to_save as unknown;
+  if (mts !== null && !(Array.isArray(mts) && mts.every((n) => typeof n === "string" && n !== "")))
+    fail("modules_to_save", `must be null or a list of module names, got ${JSON.stringify(mts)}`);
   for (const k of ["lora_bias", "use_qalora", "use_alora"]) if (c[k]) fail(k, "is not supported");
   if (c.use_dora && c.variant && c.variant !== "dora") fail("use_dora", `conflicts with variant "${c.variant}"`);
   for (const [k, v] of Object.entries(c.rank_pattern ?? {}))

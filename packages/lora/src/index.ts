@@ -23,9 +23,11 @@ export {
 export { deltaWeight, initLoraAB, LORA_A, LORA_B, loraPath, loraVariant } from "./variants/lora.js";
 export { doraVariant } from "./variants/dora.js";
 export { LoraLinear, memoryName } from "./layer.js";
+export { isModuleToSave, ModulesToSaveLinear, type SavedModuleCopy } from "./modules-to-save.js";
 export {
   activeAdapters,
   adapterConfigs,
+  addModulesToSave,
   deleteAdapter,
   disableAdapters,
   type InjectOptions,
@@ -34,6 +36,7 @@ export {
   loraLayers,
   markInitialState,
   mergeAdapters,
+  savedModules,
   mergeAndUnload,
   type ParameterReport,
   setAdapter,

@@ -5,6 +5,7 @@ import { ArgumentError } from "@balora/tensor";
 import { DEFAULT_TARGETS, type LoraConfig, loraConfig, resolveModuleParams, variantOf } from "./config.js";
 import { LoraLinear } from "./layer.js";
 import { isTarget } from "./match.js";
+import { isModuleToSave, ModulesToSaveLinear } from "./modules-to-save.js";
 import { pissaInit, snapshotInitial } from "./pissa.js";
 import { type AdapterState, getVariant } from "./variant.js";
 
@@ -16,6 +17,18 @@ export function adapterConfigs(model: T.Module): Map<string, LoraConfig> {
   if (!m) configs.set(model, (m = new Map()));
   return m;
 }
+
+/** Every modules_to_save wrapper of the model with its path. */
+export function savedModules(model: T.Module): [string, ModulesToSaveLinear][] {
+  return [...model.namedModules()].filter((e): e is [string, ModulesToSaveLinear] => e[1] instanceof ModulesToSaveLinear);
+}
+
+/** A path inside a wrapper (its base_layer or original_module): never a target of its own. */
+const isWrapped = (path: string) => path.endsWith(".base_layer") || path.endsWith(".original_module");
+
+/** peft: names in modules_to_save are never LoRA targets, nor anything inside them. */
+const underModuleToSave = (names: readonly string[] | null, path: string) =>
+  !!names && names.some((m) => path === m || path.startsWith(`${m}.`) || path.endsWith(`.${m}`) || path.includes(`.${m}.`));
 
 /** Every LoraLinear of the model with its path. */
 export function loraLayers(model: T.Module): [string, LoraLinear][] {
@@ -31,10 +44,7 @@ function explicitTargets(model: T.Module, c: LoraConfig): string[] | string {
   if (typeof c.target_modules !== "string" || c.target_modules.toLowerCase() !== "all-linear") return c.target_modules;
   const heads = c.task_type === "SEQ_CLS" ? SEQ_CLS_HEADS : OUTPUT_LAYERS;
   return [...model.namedModules()]
-    .filter(
-      ([p, m]) =>
-        (m instanceof LoraLinear || (m instanceof T.Linear && !p.endsWith(".base_layer"))) && !heads.includes(p.split(".").pop()!),
-    )
+    .filter(([p, m]) => (m instanceof LoraLinear || (m instanceof T.Linear && !isWrapped(p))) && !heads.includes(p.split(".").pop()!))
     .map(([p]) => p);
 }
 
@@ -68,7 +78,8 @@ export function injectAdapter(model: T.Module, config: Partial<LoraConfig> = {},
   const targets = explicitTargets(model, c);
   const matched: [string, T.Module][] = [];
   for (const [path, m] of model.namedModules()) {
-    if (path === "" || path.endsWith(".base_layer") || !isTarget(c, targets, path)) continue;
+    if (path === "" || isWrapped(path) || m instanceof ModulesToSaveLinear || underModuleToSave(c.modules_to_save, path)) continue;
+    if (!isTarget(c, targets, path)) continue;
     if (!(m instanceof T.Linear) && !(m instanceof LoraLinear))
       throw new ArgumentError(
         `injectAdapter: target "${path}" is a ${m.constructor.name}, not a Linear layer; only Linear layers can take a LoRA adapter`,
@@ -76,16 +87,19 @@ export function injectAdapter(model: T.Module, config: Partial<LoraConfig> = {},
     matched.push([path, m]);
   }
   if (matched.length === 0) {
-    const linears = [...model.namedModules()].filter(([p, m]) => m instanceof T.Linear && !p.endsWith(".base_layer")).map(([p]) => p);
+    const linears = [...model.namedModules()].filter(([p, m]) => m instanceof T.Linear && !isWrapped(p)).map(([p]) => p);
     const suffixes = [...new Set(linears.map((p) => p.split(".").pop()))].join(", ");
     throw new ArgumentError(
       `injectAdapter: target_modules ${JSON.stringify(c.target_modules)} match no Linear layer of the model (its Linear layers ` +
         `end in: ${suffixes || "none"})`,
     );
   }
+  const saved = modulesToSave(model, c.modules_to_save ?? [], "injectAdapter");
   model.requiresGrad_(false);
   for (const [, l] of loraLayers(model))
     for (const st of l.adapters.values()) for (const t of Object.values(st.params)) t.requiresGrad = true;
+  for (const [, w] of savedModules(model))
+    for (const st of w.copies.values()) for (const t of Object.values(st.params)) t.requiresGrad = true;
   const rng = new T.Rng(opts.seed ?? 0);
   const backend =
     matched[0][1] instanceof LoraLinear
@@ -108,10 +122,55 @@ export function injectAdapter(model: T.Module, config: Partial<LoraConfig> = {},
     layer.training = model.training;
     opts.onLayer?.(path, i + 1, matched.length);
   }
+  wrapModules(model, saved, name);
   known.set(name, c);
   const activate = opts.activate ?? known.size === 1;
   if (activate) setAdapter(model, name);
   return { adapterName: name, targets: matched.map(([p]) => p) };
+}
+
+/** The layers a modules_to_save list names (peft's rule), checked to be Linear layers. */
+function modulesToSave(model: T.Module, names: readonly string[], caller: string): [string, T.Module][] {
+  const saved: [string, T.Module][] = [];
+  if (names.length === 0) return saved;
+  for (const [path, m] of model.namedModules()) {
+    if (path === "" || isWrapped(path) || !isModuleToSave(names, path)) continue;
+    if (!(m instanceof T.Linear) && !(m instanceof ModulesToSaveLinear))
+      throw new ArgumentError(`${caller}: modules_to_save "${path}" is a ${m.constructor.name}; only Linear layers are supported`);
+    saved.push([path, m]);
+  }
+  return saved;
+}
+
+/** Wraps each layer once (peft's ModulesToSaveWrapper) and gives it adapter `name`'s trainable copy. */
+function wrapModules(model: T.Module, saved: [string, T.Module][], name: string): void {
+  for (const [path, m] of saved) {
+    let w: ModulesToSaveLinear;
+    if (m instanceof ModulesToSaveLinear) w = m;
+    else {
+      w = new ModulesToSaveLinear(m as T.Linear, path);
+      model.setSubmodule(path, w);
+    }
+    if (!w.copies.has(name)) w.addCopy(name);
+    if (activeAdapters(model).includes(name)) w.active = name;
+    w.training = model.training;
+  }
+}
+
+/**
+ * Adds modules_to_save to adapter `name`, already in `model` (e.g. a classifier's `score` head for an
+ * adapter saved without it): the named Linear layers train in full and are saved with the adapter.
+ * Returns the paths wrapped; names that match no layer are ignored, as peft does.
+ */
+export function addModulesToSave(model: T.Module, names: string[], name = "default"): string[] {
+  requireAdapters(model, [name]);
+  const c = adapterConfigs(model).get(name)!;
+  const saved = modulesToSave(model, names, "addModulesToSave").filter(
+    ([, m]) => !(m instanceof ModulesToSaveLinear && m.copies.has(name)),
+  );
+  wrapModules(model, saved, name);
+  c.modules_to_save = [...new Set([...(c.modules_to_save ?? []), ...names])];
+  return saved.map(([p]) => p);
 }
 
 export function requireAdapters(model: T.Module, names: string[]): void {
@@ -125,14 +184,15 @@ export function setAdapter(model: T.Module, names: string | string[]): void {
   const list = typeof names === "string" ? [names] : names;
   requireAdapters(model, list);
   for (const [, l] of loraLayers(model)) l.active = list.filter((n) => l.adapters.has(n));
+  for (const [, w] of savedModules(model)) w.active = list.find((n) => w.copies.has(n)) ?? null;
 }
 
 /** The active adapter names. */
 export const activeAdapters = (model: T.Module): string[] => [...new Set(loraLayers(model).flatMap(([, l]) => l.active))];
 
 /** Sets a flag on every LoraLinear for the duration of `fn`: synchronously for a synchronous `fn`. */
-function withFlag<R>(model: T.Module, set: (l: LoraLinear, on: boolean) => void, fn: () => R): R {
-  const layers = loraLayers(model).map(([, l]) => l);
+function withFlag<R>(model: T.Module, set: (l: LoraLinear | ModulesToSaveLinear, on: boolean) => void, fn: () => R): R {
+  const layers = [...loraLayers(model), ...savedModules(model)].map(([, l]) => l);
   const reset = () => {
     for (const l of layers) set(l, false);
   };
@@ -179,6 +239,7 @@ export function markInitialState(model: T.Module, name = "default"): void {
     const st = l.adapters.get(name);
     if (st) snapshotInitial(st);
   }
+  for (const [, w] of savedModules(model)) w.snapshotInitial(name);
 }
 
 /** Removes an adapter everywhere and frees its tensors; layers left without adapters become plain Linears. */
@@ -187,6 +248,10 @@ export function deleteAdapter(model: T.Module, name: string): void {
   for (const [path, l] of loraLayers(model)) {
     l.deleteAdapter(name);
     if (l.adapters.size === 0) model.setSubmodule(path, l.base_layer);
+  }
+  for (const [path, w] of savedModules(model)) {
+    w.deleteCopy(name);
+    if (w.copies.size === 0) model.setSubmodule(path, w.original_module);
   }
   adapterConfigs(model).delete(name);
 }
@@ -220,6 +285,7 @@ export function mergeAndUnload(model: T.Module): void {
     for (const name of [...l.adapters.keys()]) l.deleteAdapter(name);
     model.setSubmodule(path, l.base_layer);
   }
+  unloadSavedModules(model);
   adapterConfigs(model).clear();
 }
 
@@ -230,7 +296,18 @@ export function unloadAdapters(model: T.Module): void {
     for (const name of [...l.adapters.keys()]) l.deleteAdapter(name);
     model.setSubmodule(path, l.base_layer);
   }
+  unloadSavedModules(model);
   adapterConfigs(model).clear();
+}
+
+/** Replaces each modules_to_save wrapper by its active copy as a plain Linear (peft's merge_and_unload and unload). */
+function unloadSavedModules(model: T.Module): void {
+  for (const [path, w] of savedModules(model)) {
+    const linear = w.linearOf(w.active);
+    if (linear !== w.original_module) w.original_module.dispose();
+    for (const name of [...w.copies.keys()]) w.deleteCopy(name);
+    model.setSubmodule(path, linear);
+  }
 }
 
 export interface ParameterReport {

@@ -16,7 +16,8 @@ import {
 import * as T from "@balora/tensor";
 import { ArgumentError, BaloraError } from "@balora/tensor";
 import { type InitLoraWeights, type LoraConfig, loraConfig, resolveModuleParams, variantOf } from "./config.js";
-import { adapterConfigs, deleteAdapter, injectAdapter, loraLayers, requireAdapters, setAdapter } from "./inject.js";
+import { adapterConfigs, deleteAdapter, injectAdapter, loraLayers, requireAdapters, savedModules, setAdapter } from "./inject.js";
+import type { SavedModuleCopy } from "./modules-to-save.js";
 import { snapshotInitial } from "./pissa.js";
 import type { LoraLinear } from "./layer.js";
 import { type AdapterState, getVariant } from "./variant.js";
@@ -95,7 +96,7 @@ function exportConfig(
     layers_to_transform: simple ? c.layers_to_transform : null,
     lora_alpha: convert && c.use_rslora ? new PyFloat(c.lora_alpha * alphaFactor) : c.lora_alpha * alphaFactor,
     lora_dropout: new PyFloat(c.lora_dropout),
-    modules_to_save: null,
+    modules_to_save: c.modules_to_save,
     peft_type: "LORA",
     r: c.r * factor,
     rank_pattern: rank,
@@ -152,6 +153,13 @@ async function encodeAdapter(model: T.Module, opts: SaveAdapterOptions, caller: 
       tensors.set(`${PREFIX}${path}.${key}`, { dtype: "F32", shape: t.shape, data });
       if (convert && t !== st.params[key]) t.dispose();
     }
+  }
+  // modules_to_save copies: the full layer under its own path (peft drops the wrapper's infix on save).
+  for (const [path, w] of savedModules(model)) {
+    const st = w.copies.get(name);
+    if (!st) continue;
+    for (const [key, t] of Object.entries(st.params))
+      tensors.set(`${PREFIX}${path}.${key}`, { dtype: "F32", shape: t.shape, data: Float32Array.from(await t.data()) });
   }
   const weights = await serializeSafetensors(tensors, { metadata: { format: "pt" } });
   const init = convert ? true : (opts.initLoraWeights ?? true);
@@ -211,7 +219,7 @@ export async function readAdapterConfig(dir: DirectoryInput): Promise<LoraConfig
     layers_pattern: pick("layers_pattern", null) as LoraConfig["layers_pattern"],
     bias: pick("bias", "none") as "none",
     fan_in_fan_out: pick("fan_in_fan_out", false) as false,
-    modules_to_save: pick("modules_to_save", null) as null,
+    modules_to_save: pick("modules_to_save", null) as string[] | null,
     task_type: pick("task_type", null) as string | null,
     base_model_name_or_path: pick("base_model_name_or_path", null) as string | null,
     lora_bias: !!raw.lora_bias,
@@ -262,6 +270,10 @@ export async function loadAdapter(model: T.Module, dir: DirectoryInput, opts: Lo
     const st = l.adapters.get(name);
     if (st) for (const t of Object.values(st.params)) t.requiresGrad = !!opts.trainable;
   }
+  for (const [, w] of savedModules(model)) {
+    const st = w.copies.get(name);
+    if (st) for (const t of Object.values(st.params)) t.requiresGrad = !!opts.trainable;
+  }
   if (opts.activate ?? true) setAdapter(model, name);
 }
 
@@ -276,17 +288,25 @@ async function copyWeights(
   paths: string[],
   directory: Directory,
   weights: NonNullable<Awaited<ReturnType<Directory["open"]>>>,
-  into: (st: AdapterState) => Record<string, T.Tensor>,
+  into: (st: AdapterState | SavedModuleCopy) => Record<string, T.Tensor>,
 ): Promise<void> {
   const file = await openSafetensors(weights);
   try {
     const variant = getVariant(variantOf(config));
-    const expected = new Map<string, { layer: LoraLinear; key: string; shape: number[] }>();
+    const expected = new Map<string, { state: AdapterState | SavedModuleCopy; backend: T.Backend; key: string; shape: number[] }>();
     for (const path of paths) {
       const layer = model.getSubmodule(path) as LoraLinear;
       const { r } = resolveModuleParams(config, path);
+      const state = layer.adapters.get(name)!;
+      const backend = layer.base_layer.weight.backend;
       for (const [key, shape] of Object.entries(variant.shapes(layer.outFeatures, layer.inFeatures, r)))
-        expected.set(`${PREFIX}${path}.${key}`, { layer, key, shape });
+        expected.set(`${PREFIX}${path}.${key}`, { state, backend, key, shape });
+    }
+    for (const [path, w] of savedModules(model)) {
+      const state = w.copies.get(name);
+      if (!state) continue;
+      for (const [key, t] of Object.entries(state.params))
+        expected.set(`${PREFIX}${path}.${key}`, { state, backend: t.backend, key, shape: [...t.shape] });
     }
     // peft writes the DoRA magnitude without ".weight" but accepts it with one.
     const fileKey = (k: string) => (k.endsWith(".lora_magnitude_vector.weight") ? k.slice(0, -".weight".length) : k);
@@ -310,9 +330,9 @@ async function copyWeights(
       const t = await file.readTensor(k);
       const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
       const dtype = t.dtype === "F32" ? "f32" : t.dtype === "BF16" ? "bf16" : "f16";
-      const raw = T.tensorFromBytes(bytes, dtype, t.shape, { backend: e.layer.base_layer.weight.backend });
+      const raw = T.tensorFromBytes(bytes, dtype, t.shape, { backend: e.backend });
       const v = dtype === "f32" ? raw : T.cast(raw, "f32");
-      T.copyInto(into(e.layer.adapters.get(name)!)[e.key], v);
+      T.copyInto(into(e.state)[e.key], v);
       if (v !== raw) v.dispose();
       raw.dispose();
     }
@@ -338,7 +358,11 @@ export async function loadInitialState(model: T.Module, dir: DirectoryInput, opt
   const paths = loraLayers(model)
     .filter(([, l]) => l.adapters.has(name))
     .map(([p]) => p);
-  const layers = paths.map((p) => (model.getSubmodule(p) as LoraLinear).adapters.get(name)!);
+  const layers: (AdapterState | SavedModuleCopy)[] = paths.map((p) => (model.getSubmodule(p) as LoraLinear).adapters.get(name)!);
+  for (const [, w] of savedModules(model)) {
+    const c = w.copies.get(name);
+    if (c) layers.push(c);
+  }
   // Fresh storage for the initial state (a snapshot of the params), then overwritten from the file.
   const before = layers.map((st) => st.initial);
   for (const st of layers) {

@@ -47,7 +47,7 @@ export function pissaInit(layer: LoraLinear, st: AdapterState, init: string, see
 }
 
 /** Makes the adapter's current tensors its initial state (the teacher's copy: training updates params in place). */
-export function snapshotInitial(st: AdapterState): void {
+export function snapshotInitial(st: Pick<AdapterState, "params" | "initial">): void {
   for (const t of Object.values(st.initial ?? {})) t.dispose();
   st.initial = Object.fromEntries(Object.entries(st.params).map(([k, t]) => [k, T.keep(T.noGrad(() => T.copyToContiguous(t)))]));
 }

@@ -21,7 +21,8 @@ describe("LoraConfig", () => {
     expect(() => L.loraConfig({ r: 0 })).toThrow(/LoraConfig\.r: must be a positive integer, got 0/);
     expect(() => L.loraConfig({ init_lora_weights: "olora" as never })).toThrow(/LoraConfig\.init_lora_weights: "olora" is not supported/);
     expect(() => L.loraConfig({ bias: "all" as never })).toThrow(/LoraConfig\.bias/);
-    expect(() => L.loraConfig({ modules_to_save: ["lm_head"] as never })).toThrow(/modules_to_save/);
+    expect(() => L.loraConfig({ modules_to_save: "lm_head" as never })).toThrow(/modules_to_save: must be null or a list of module names/);
+    expect(L.loraConfig({ modules_to_save: ["score"] }).modules_to_save).toEqual(["score"]);
     expect(() => L.loraConfig({ target_modules: ".*q_proj", layers_to_transform: [1] })).toThrow(/layers_to_transform/);
     expect(L.loraConfig({ init_lora_weights: "pissa_niter_16" }).init_lora_weights).toBe("pissa_niter_16");
   });
