@@ -61,10 +61,19 @@ export {
   gsm8kPrompt,
   type PerplexityReport,
 } from "./eval/run.js";
-export { renderReport, REPORT_CHARTS } from "./report/html.js";
+export { isEvalRow, renderReport, REPORT_CHARTS } from "./report/html.js";
 export { parseConfig, parseMetrics, type ReportRun, type StepMetrics } from "./report/metrics.js";
 export { DataError, type DataRecord, Invalid, type InvalidRecord, parseRecords } from "./data/records.js";
-export { batchLoss, type BatchLossOptions, batchTensors, fusedHeadOf } from "./train/batch-loss.js";
+export {
+  batchLoss,
+  type BatchLossOptions,
+  batchTensors,
+  type EvalBatchResult,
+  evalBatch,
+  fusedHeadOf,
+  isCausalBatch,
+  type TrainBatch,
+} from "./train/batch-loss.js";
 export {
   checkpointFiles,
   COMPLETE_FILE,
@@ -75,7 +84,10 @@ export {
   TRAINER_STATE_FILE,
 } from "./train/checkpoint.js";
 export {
+  DEFAULT_FIELDS,
   DEFAULT_SETTINGS,
+  evaluatesAt,
+  fieldsOf,
   regularizersConfig,
   resolveSettings,
   SCHEDULERS,
@@ -89,7 +101,9 @@ export {
   lambdaKey,
   lrMultiplier,
   maskedRows,
+  type EvalResult,
   type StepRow,
+  type TrainExample,
   Trainer,
   type TrainerOptions,
   type TrainerState,

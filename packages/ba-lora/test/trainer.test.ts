@@ -8,9 +8,10 @@ import { BaLoraLoss, resolveConfig } from "@balora/regularizers";
 import * as T from "@balora/tensor";
 import { describe, expect, it } from "vitest";
 import { onCpu, testBackend } from "./helpers.js";
-import { buildInstructionDataset, padTokenIdOf } from "../src/data/instruction.js";
+import { buildInstructionDataset, collateCausal, padTokenIdOf } from "../src/data/instruction.js";
 import { ALPACA_COT_PROMPT } from "../src/data/prompt.js";
 import { parseRecords } from "../src/data/records.js";
+import { batchTensors } from "../src/train/batch-loss.js";
 import { checkpointFiles, restoreCheckpoint } from "../src/train/checkpoint.js";
 import { regularizersConfig, resolveSettings, type TrainSettings } from "../src/train/config.js";
 import { type StepRow, Trainer, TrainingError } from "../src/train/trainer.js";
@@ -46,7 +47,7 @@ async function setup(over: Partial<TrainSettings>, opts: { injectNonFinite?: (s:
     warn: (m) => warnings.push(m),
     injectNonFinite: opts.injectNonFinite,
   });
-  return { trainer, model, warnings };
+  return { trainer, model, warnings, examples: ds.examples, padTokenId: padTokenIdOf(tokenizer) };
 }
 
 async function params(model: T.Module): Promise<Record<string, number[]>> {
@@ -110,6 +111,31 @@ describe("Trainer", () => {
     expect(maxRelDiff(await params(a.model), await params(b.model))).toBeLessThan(1e-9);
     a.trainer.dispose();
     b.trainer.dispose();
+  });
+
+  it("evaluate: the task CE over every supervised token of the eval data (HF's causal loss, token-weighted), no update", async () => {
+    const { trainer, model, examples, padTokenId } = await setup({ batch_size: 3, lambda1: 0.5 });
+    await trainer.trainStep();
+    const before = await params(model);
+    const evalSet = examples.slice(0, 7); // batches of 3, 3 and 1
+    const e = await trainer.evaluate(evalSet);
+    let sum = 0;
+    let count = 0;
+    for (let i = 0; i < evalSet.length; i += 3) {
+      const batch = collateCausal(evalSet.slice(i, i + 3), padTokenId);
+      const { ids, mask, labels } = batchTensors(batch, cpu);
+      model.eval();
+      const ce = await T.noGrad(() => model.loss(model.forward(ids, { attentionMask: mask }), labels)).item();
+      model.train();
+      sum += ce * batch.supervisedTokens;
+      count += batch.supervisedTokens;
+    }
+    expect(Math.abs(e.eval_loss - sum / count)).toBeLessThan(1e-9);
+    expect(e.eval_examples).toBe(7);
+    expect(e.eval_accuracy).toBeUndefined();
+    expect(await params(model)).toEqual(before);
+    expect(model.training).toBe(true);
+    trainer.dispose();
   });
 
   it("gradient checkpointing recomputes each layer in the backward pass and gives the same updates", async () => {

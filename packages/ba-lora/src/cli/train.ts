@@ -1,27 +1,39 @@
-// `balora train`: the BA-LoRA run end to end at the Node edge — settings from flags and --config, the
-// output folder, checkpoints written atomically, Ctrl-C and --resume, the final adapter, report and merge.
+// `balora train`: the BA-LoRA run end to end at the Node edge — settings from flags and --config, causal-LM
+// or classification data, the output folder, checkpoints written atomically, Ctrl-C and --resume, eval, report.
 import { appendFile, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import {
   type AdapterState,
   adapterFiles,
+  addModulesToSave,
   injectAdapter,
   loadAdapter,
   loraLayers,
   markInitialState,
   mergeAndUnload,
   saveAdapter,
+  savedModules,
   trainableReport,
 } from "@balora/lora";
-import { CausalLM, type LanguageModel, loadModel, Tokenizer } from "@balora/models";
+import { CausalLM, type LanguageModel, loadModel, type ModelConfig, SequenceClassifier, Tokenizer } from "@balora/models";
 import { BaLoraLoss, resolveConfig } from "@balora/regularizers";
 import { writeFiles, writeTextAtomically } from "@balora/safetensors";
+import { buildClassificationDataset } from "../data/classification.js";
 import { buildInstructionDataset, padTokenIdOf } from "../data/instruction.js";
+import type { DataRecord } from "../data/records.js";
 import { renderReport } from "../report/html.js";
 import { parseMetrics } from "../report/metrics.js";
 import { checkpointFiles, COMPLETE_FILE, METRICS_FILE, readCheckpointState, restoreCheckpoint } from "../train/checkpoint.js";
-import { DEFAULT_SETTINGS, regularizersConfig, resolveSettings, SCHEDULERS, type TrainSettings } from "../train/config.js";
-import { type StepRow, Trainer } from "../train/trainer.js";
+import {
+  DEFAULT_SETTINGS,
+  evaluatesAt,
+  fieldsOf,
+  regularizersConfig,
+  resolveSettings,
+  SCHEDULERS,
+  type TrainSettings,
+} from "../train/config.js";
+import { type StepRow, type TrainExample, Trainer } from "../train/trainer.js";
 import { CliError, ExitRequest, type FlagSpecs, integer, kebab, parse, UsageError } from "./args.js";
 import { onInterrupt, registerTemp, signalExitCode, unregisterTemp } from "./cleanup.js";
 import { readRecords, readTemplate } from "./data-file.js";
@@ -62,7 +74,12 @@ const FLAGS = {
   tau: setting("consistency temperature τ", "number", "T", "the preset's"),
   topKEntropy: setting("diversity: entropy of the top-k renormalised distribution (0: full vocabulary)", "number", "K", "the preset's"),
   maskMode: setting("which logits the regularizers count: shifted, unshifted or none", "string", "MODE", "the preset's"),
-  fields: setting("the query and response fields", "string", "Q,R", D.fields.join(",")),
+  fields: setting(
+    "the data fields: query,response (causal LM) or text,label (classifier)",
+    "string",
+    "A,B",
+    "instruction,output (causal LM), text,label (classifier)",
+  ),
   template: { type: "string", value: "FILE", help: "prompt template ({instruction} and other {field}s); none: the paper's Alpaca prompt" },
   maxLength: setting("tokens per sequence (BOS, prompt and response + EOS), longer ones are cut", "number", "N", D.max_length),
   skipInvalid: { type: "boolean", help: "count and skip invalid data rows instead of failing" },
@@ -78,6 +95,12 @@ const FLAGS = {
   seed: setting("seed of the data order, adapter initialisation and dropout", "number", "S", D.seed),
   saveSteps: setting("a checkpoint every N optimizer steps (0: only at the end)", "number", "N", D.save_steps),
   saveTotalLimit: setting("keep only the newest K checkpoints", "number", "K", "all"),
+  evalData: {
+    type: "string",
+    value: "FILE",
+    help: "evaluation data (the --data format): eval_loss (and eval_accuracy) rows in metrics.jsonl",
+  },
+  evalSteps: setting("evaluate every N optimizer steps (0: only at the end); always at the end", "number", "N", "--save-steps"),
   gradientCheckpointing: { type: "boolean", help: "recompute each decoder layer in the backward pass (less memory, same updates)" },
   resume: { type: "string", value: "DIR", help: "continue a run: its --out folder (latest complete checkpoint) or a checkpoint-N folder" },
   merge: { type: "boolean", help: "also write the merged model (base + adapter) to OUT/merged" },
@@ -116,12 +139,27 @@ const SETTING_FLAGS: Record<string, keyof TrainSettings> = {
   seed: "seed",
   saveSteps: "save_steps",
   saveTotalLimit: "save_total_limit",
+  evalData: "eval_data",
+  evalSteps: "eval_steps",
   gradientCheckpointing: "gradient_checkpointing",
   plugin: "plugins",
 };
 
 /** Keys of training_config.json besides the settings (what the run was given and what it derived). */
-const RUN_KEYS = ["model", "data", "balora_version", "examples", "total_steps", "warmup_steps", "regularizers_effective"];
+const RUN_KEYS = [
+  "model",
+  "data",
+  "task",
+  "balora_version",
+  "examples",
+  "eval_examples",
+  "total_steps",
+  "warmup_steps",
+  "regularizers_effective",
+];
+
+/** What peft's SEQ_CLS task type trains and saves beside the adapter: the classification head. */
+const SEQ_CLS_MODULES = ["classifier", "score"] as const;
 
 export const CONFIG_FILE = "training_config.json";
 export const INITIAL_ADAPTER_DIR = "initial_adapter";
@@ -142,7 +180,7 @@ export interface TrainRunOptions {
   resuming: boolean;
   merge?: boolean;
   /** After each step: extra values for the row (written as `eval_<key>`), e.g. a periodic evaluation. */
-  afterStep?: (row: StepRow, trainer: Trainer) => Promise<Record<string, number> | undefined>;
+  afterStep?: (row: StepRow, trainer: Trainer<CausalLM>) => Promise<Record<string, number> | undefined>;
   /** Test hook: make a step's loss non-finite. */
   injectNonFinite?: (step: number) => boolean;
   /** Progress lines (default: stderr via `progress`). */
@@ -153,7 +191,10 @@ export interface TrainRunOptions {
 
 export interface TrainRunResult {
   out: string;
+  /** One row per optimizer step. */
   rows: StepRow[];
+  /** The evaluation rows (`step`, `epoch`, `eval_*`), when --eval-data was given. */
+  evalRows: StepRow[];
   steps: number;
   seconds: number;
   pissa: boolean;
@@ -198,28 +239,60 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
   const log = o.log ?? progress;
   const s = o.settings;
   const { out } = o.paths;
+  const cfg = await readModelConfig(o.paths.model);
+  const task = cfg.head === "sequence-classification" ? "nlu" : "nlg";
+  if (task === "nlu" && cfg.numLabels < 2)
+    throw new CliError(
+      `--model ${o.paths.model}: num_labels = ${cfg.numLabels} is a regression head; balora train trains classifiers (num_labels >= 2)`,
+    );
+  const fields = fieldsOf(s, task);
   const tokenizer = await Tokenizer.fromDir(o.paths.model);
   const records = await readRecords("--data", o.paths.data);
+  if (task === "nlg" && s.fields === null) refuseClassificationData(records, o.paths.data, o.paths.model, cfg);
   const template = s.template ?? undefined;
-  const ds = buildInstructionDataset(records, tokenizer, {
-    fields: s.fields,
-    template,
-    maxLength: s.max_length,
-    skipInvalid: s.skip_invalid,
-  });
+  const load = (recs: DataRecord[]) =>
+    task === "nlu"
+      ? buildClassificationDataset(recs, tokenizer, {
+          fields,
+          numLabels: cfg.numLabels,
+          labelNames: labelNamesOf(cfg),
+          maxLength: s.max_length,
+          skipInvalid: s.skip_invalid,
+        })
+      : buildInstructionDataset(recs, tokenizer, { fields, template, maxLength: s.max_length, skipInvalid: s.skip_invalid });
+  const ds = load(records);
   if (ds.skipped.length)
     log(`skipped ${ds.skipped.length} invalid row(s) of ${o.paths.data} (first: line ${ds.skipped[0].line}: ${ds.skipped[0].reason})`);
   if (ds.examples.length === 0) throw new CliError(`--data ${o.paths.data}: no training examples`);
   if (ds.truncated) log(`${ds.truncated} sequence(s) longer than --max-length ${s.max_length} were cut`);
-  if (ds.withoutTargets) log(`${ds.withoutTargets} example(s) have no response token left after cutting; they add nothing to the loss`);
+  if ("withoutTargets" in ds && ds.withoutTargets)
+    log(`${ds.withoutTargets} example(s) have no response token left after cutting; they add nothing to the loss`);
+  let evalExamples: TrainExample[] | null = null;
+  if (s.eval_data !== null) {
+    const evalDs = load(await readRecords("--eval-data", s.eval_data));
+    if (evalDs.skipped.length) log(`skipped ${evalDs.skipped.length} invalid row(s) of ${s.eval_data}`);
+    if (evalDs.examples.length === 0) throw new CliError(`--eval-data ${s.eval_data}: no evaluation examples`);
+    evalExamples = evalDs.examples;
+  }
+  const padTokenId = task === "nlu" ? cfg.padTokenId : padTokenIdOf(tokenizer);
+  if (task === "nlu" && padTokenId === null && s.batch_size > 1) {
+    const lengths = new Set([...ds.examples, ...(evalExamples ?? [])].map((e) => e.inputIds.length));
+    if (lengths.size > 1)
+      throw new CliError(
+        `--model ${o.paths.model}: config.json has no pad_token_id, so the classifier cannot pool padded sequences; ` +
+          "set pad_token_id in config.json or use --batch-size 1",
+      );
+  }
   await loadPlugins(s.plugins);
-  const regularizers = resolveConfig(regularizersConfig(s));
-  if (regularizers.taskType !== "nlg")
-    throw new CliError("balora train supports causal-LM (NLG) training; the NLU presets need a classification head");
-  const cfg = await readModelConfig(o.paths.model);
-  if (cfg.head !== "causal-lm") throw new CliError(`--model ${o.paths.model} is a ${cfg.head} model; balora train fine-tunes causal LMs`);
+  const given = regularizersConfig(s);
+  if (given.taskType !== undefined && given.taskType !== task)
+    throw new CliError(
+      `regularizers.taskType is "${given.taskType}" but --model ${o.paths.model} is a ${cfg.architecture} ` +
+        `(task type "${task}"); drop taskType`,
+    );
+  const regularizers = resolveConfig({ ...given, taskType: task });
   const backend = await cliBackend();
-  const longest = Math.max(...ds.examples.map((e) => e.inputIds.length));
+  const longest = Math.max(...[...ds.examples, ...(evalExamples ?? [])].map((e) => e.inputIds.length));
   requireTokensFit(
     "the longest sequence",
     longest,
@@ -228,12 +301,14 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
     Math.min(s.batch_size, ds.examples.length),
     "lower --max-length or --batch-size",
   );
-  const model = (await loadModel(o.paths.model, { backend })) as CausalLM;
-  if (!(model instanceof CausalLM)) throw new CliError(`--model ${o.paths.model}: not a causal LM`);
-  // The adapter, and its initial state (the teacher).
+  const model = await loadModel(o.paths.model, { backend });
+  if (!(model instanceof (task === "nlu" ? SequenceClassifier : CausalLM)))
+    throw new CliError(`--model ${o.paths.model}: not a ${task === "nlu" ? "sequence classifier" : "causal LM"}`);
+  // The adapter, and its initial state (the teacher). A classifier also trains its score head (peft's SEQ_CLS).
   const pissaInit = s.adapter === null && s.init !== "lora";
   if (s.adapter) {
     await loadAdapter(model, s.adapter, { trainable: true });
+    if (task === "nlu") addModulesToSave(model, [...SEQ_CLS_MODULES]);
     markInitialState(model);
   } else {
     const onLayer = (path: string, i: number, total: number) => log(`${s.init} ${i}/${total} ${path}`);
@@ -246,19 +321,22 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
         target_modules: s.target,
         init_lora_weights: s.init === "lora" ? true : (s.init as "pissa"),
         base_model_name_or_path: o.paths.model,
+        ...(task === "nlu" ? { task_type: "SEQ_CLS", modules_to_save: [...SEQ_CLS_MODULES] } : {}),
       },
       { seed: s.seed, ...(pissaInit ? { onLayer } : {}) },
     );
   }
+  if (task === "nlu" && savedModules(model).length === 0)
+    throw new CliError(`--model ${o.paths.model}: no score (or classifier) Linear layer to train beside the adapter`);
   const plainStart = await dropZeroInitial(model);
   const pissa = !plainStart && loraLayers(model).some(([, l]) => l.adapters.get("default")?.initial);
   const initLoraWeights = pissaInit ? (s.init as "pissa") : true;
   const trainable = trainableReport(model).line;
   const loss = new BaLoraLoss(regularizers, { warn: (m) => log(`warning: ${m}`) });
-  const trainer = new Trainer({
+  const trainer = new Trainer<LanguageModel>({
     model,
     examples: ds.examples,
-    padTokenId: padTokenIdOf(tokenizer),
+    padTokenId,
     settings: s,
     loss,
     warn: (m) => log(`warning: ${m}`),
@@ -266,6 +344,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
   });
   const metricsPath = join(out, METRICS_FILE);
   const rows: StepRow[] = [];
+  const evalRows: StepRow[] = [];
   try {
     if (!o.resuming || !(await exists(join(out, INITIAL_ADAPTER_DIR, "adapter_model.safetensors")))) {
       // Written before the first step: the state the teacher and a resumed run start from.
@@ -275,7 +354,10 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
       model: resolve(o.paths.model),
       data: resolve(o.paths.data),
       ...s,
+      fields,
+      task,
       examples: ds.examples.length,
+      eval_examples: evalExamples?.length ?? 0,
       total_steps: trainer.totalSteps,
       warmup_steps: trainer.warmupSteps,
       regularizers_effective: regularizers.effective,
@@ -289,7 +371,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
     }
     // metrics.jsonl holds exactly the steps done: the checkpoint's rows (a killed run may have written more).
     await writeTextAtomically(metricsPath, metricsText);
-    rows.push(...(parseMetrics(metricsText, metricsPath).metrics as StepRow[]));
+    for (const m of parseMetrics(metricsText, metricsPath).metrics as StepRow[]) (isEvalRow(m) ? evalRows : rows).push(m);
     log(`${trainable}; ${ds.examples.length} examples, ${trainer.totalSteps} steps (${regularizers.preset}${pissa ? ", PiSSA" : ""})`);
     o.onStarted?.();
     let interrupted: NodeJS.Signals | null = null;
@@ -305,11 +387,22 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
     };
     while (!trainer.done) {
       const row = await trainer.trainStep();
-      const extra = await o.afterStep?.(row, trainer);
+      const extra = await o.afterStep?.(row, trainer as unknown as Trainer<CausalLM>);
       for (const [k, v] of Object.entries(extra ?? {})) row[k.startsWith("eval_") ? k : `eval_${k}`] = v;
       await appendFile(metricsPath, `${JSON.stringify(row)}\n`);
       rows.push(row);
       bar.update(row);
+      // An evaluation is a row of its own after its step's row (as HF logs it), before that step's checkpoint.
+      if (evalExamples && evaluatesAt(s, trainer.step, trainer.totalSteps)) {
+        const e = await trainer.evaluate(evalExamples);
+        const evalRow: StepRow = { step: trainer.step, epoch: row.epoch, ...e };
+        await appendFile(metricsPath, `${JSON.stringify(evalRow)}\n`);
+        evalRows.push(evalRow);
+        log(
+          `eval at step ${trainer.step}: loss ${e.eval_loss.toFixed(4)}` +
+            (e.eval_accuracy !== undefined ? `, accuracy ${(100 * e.eval_accuracy).toFixed(1)}%` : ""),
+        );
+      }
       if (s.save_steps > 0 && trainer.step % s.save_steps === 0 && !trainer.done) await save();
       if (interrupted) {
         if (lastSaved !== trainer.step) await save();
@@ -330,7 +423,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
     if (pissa) await saveAdapter(model, join(out, "converted"), { convertPissaToLora: true });
     await writeTextAtomically(
       join(out, "report.html"),
-      renderReport([{ name: basename(resolve(out)), config: runConfig, metrics: rows as never }]),
+      renderReport([{ name: basename(resolve(out)), config: runConfig, metrics: [...rows, ...evalRows].sort(byStep) as never }]),
     );
     if (o.merge) {
       log("merging the adapter into the base weights");
@@ -338,12 +431,37 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
       await writeMerged(model, o.paths.model, join(out, "merged"));
     }
     const last = rows[rows.length - 1];
-    return { out, rows, steps: trainer.totalSteps, seconds: Number(last?.elapsed_s ?? 0), pissa, trainable };
+    return { out, rows, evalRows, steps: trainer.totalSteps, seconds: Number(last?.elapsed_s ?? 0), pissa, trainable };
   } finally {
     onInterrupt(null);
     trainer.dispose();
     model.dispose();
   }
+}
+
+/** An evaluation row of metrics.jsonl: eval_* values and no training loss. */
+const isEvalRow = (m: StepRow): boolean => m.loss === undefined && Object.keys(m).some((k) => k.startsWith("eval_"));
+/** Rows by step, a step's own row before its evaluation (stable sort). */
+const byStep = (a: StepRow, b: StepRow): number => Number(a.step) - Number(b.step) || Number(isEvalRow(a)) - Number(isEvalRow(b));
+
+/** The class names of a classifier's config (id2label by index), so string labels can be used. */
+function labelNamesOf(cfg: ModelConfig): string[] | undefined {
+  const id2label = cfg.raw.id2label;
+  if (!id2label || typeof id2label !== "object") return undefined;
+  const names = Array.from({ length: cfg.numLabels }, (_, i) => (id2label as Record<string, unknown>)[String(i)]);
+  return names.every((n) => typeof n === "string") ? (names as string[]) : undefined;
+}
+
+/** Classification rows (`text` and `label`, no `instruction`) for a causal LM: one line saying what to use instead. */
+function refuseClassificationData(records: DataRecord[], data: string, model: string, cfg: ModelConfig): void {
+  const first = records[0]?.value;
+  if (!first || typeof first !== "object" || Array.isArray(first)) return;
+  const row = first as Record<string, unknown>;
+  if (!("text" in row && "label" in row) || "instruction" in row) return;
+  throw new CliError(
+    `--data ${data} has classification rows (text, label) but --model ${model} is a ${cfg.architecture} (causal LM); ` +
+      "train a *ForSequenceClassification model on it, or give --fields for instruction data",
+  );
 }
 
 async function writeMerged(model: LanguageModel, source: string, dir: string): Promise<void> {
@@ -353,7 +471,7 @@ async function writeMerged(model: LanguageModel, source: string, dir: string): P
 
 /** checkpoint-<step>/ built under a temporary name, its marker last, then renamed; older ones beyond the limit removed. */
 async function writeCheckpoint(
-  trainer: Trainer,
+  trainer: Trainer<LanguageModel>,
   out: string,
   metrics: string,
   initLoraWeights: true | "pissa",
@@ -469,7 +587,12 @@ export const trainCommand: Command = {
   details:
     "Writes to --out: adapter_config.json + adapter_model.safetensors (peft), initial_adapter/ (the state training started from:\n" +
     "the teacher), converted/ (PiSSA runs: plain LoRA for the original base), training_config.json, metrics.jsonl (one row per\n" +
-    "optimizer step), report.html, checkpoint-<step>/ folders, and merged/ with --merge. Ctrl-C writes a checkpoint and exits 130.",
+    "optimizer step), report.html, checkpoint-<step>/ folders, and merged/ with --merge. Ctrl-C writes a checkpoint and exits 130.\n" +
+    'A *ForSequenceClassification model trains on classification rows ({"text": ..., "label": class index or id2label name}):\n' +
+    "cross-entropy over the class logits, the regularizers' NLU forms, and the score head trained and saved as peft's SEQ_CLS\n" +
+    'adapters do (modules_to_save). --eval-data adds rows {"step", "epoch", "eval_loss", "eval_accuracy" (classifiers),\n' +
+    '"eval_examples", "eval_runtime"} to metrics.jsonl after the steps that evaluate: every --eval-steps (default: every\n' +
+    "--save-steps) and at the end; eval_loss is the task loss alone, the mean over the file's supervised tokens (or examples).",
   async run(argv) {
     const a = parse(argv, FLAGS) as Record<string, unknown> & { [k: string]: never };
     const given = flagSettings(a);
@@ -491,6 +614,10 @@ export const trainCommand: Command = {
     integer("--r", s.r, 1);
     await readModelConfig(a.model as string);
     await requireFile("--data", a.data as string, "a data file (JSONL, one JSON object per line, or a JSON array)");
+    if (s.eval_data !== null) {
+      await requireFile("--eval-data", s.eval_data, "a data file in the --data format");
+      s.eval_data = resolve(s.eval_data); // training_config.json records where it is, for --resume from anywhere
+    }
     if (s.adapter) await checkAdapterDir(s.adapter);
     const out = await planOutput(
       { flag: "--out", path: a.out as string, kind: "directory" },
@@ -499,6 +626,7 @@ export const trainCommand: Command = {
         inputs: [
           { flag: "--model", path: a.model as string },
           { flag: "--data", path: a.data as string },
+          { flag: "--eval-data", path: s.eval_data ?? undefined },
           { flag: "--adapter", path: s.adapter ?? undefined },
         ],
       },
@@ -535,7 +663,10 @@ export const trainCommand: Command = {
 function summary(r: TrainRunResult): void {
   const last = r.rows[r.rows.length - 1];
   const loss = last ? Number(last.loss).toFixed(4) : "-";
-  console.log(`trained ${r.steps} steps in ${r.seconds.toFixed(1)} s (final loss ${loss}); wrote the adapter to ${r.out}`);
+  const ev = r.evalRows[r.evalRows.length - 1];
+  const accuracy = ev?.eval_accuracy !== undefined ? `, eval accuracy ${(100 * Number(ev.eval_accuracy)).toFixed(1)}%` : "";
+  const evalText = ev ? `, eval loss ${Number(ev.eval_loss).toFixed(4)}${accuracy}` : "";
+  console.log(`trained ${r.steps} steps in ${r.seconds.toFixed(1)} s (final loss ${loss}${evalText}); wrote the adapter to ${r.out}`);
 }
 
 /** `--resume DIR`: the run folder (its newest complete checkpoint) or one checkpoint folder. */

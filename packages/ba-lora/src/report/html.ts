@@ -35,6 +35,15 @@ function seriesOf(runs: ReportRun[], keys: readonly string[]): Series[] {
 const evalKeys = (runs: ReportRun[]): string[] =>
   [...new Set(runs.flatMap((r) => r.metrics.flatMap((m) => Object.keys(m).filter((k) => k.startsWith("eval_")))))].sort();
 
+/** Eval values that are counts or timings: in the table, not charted. */
+const UNCHARTED_EVAL = new Set(["eval_examples", "eval_runtime"]);
+
+/** An evaluation row of its own (balora train's `--eval-data` rows): eval_* values and no training loss. */
+export const isEvalRow = (m: StepMetrics): boolean => m.loss === undefined && Object.keys(m).some((k) => k.startsWith("eval_"));
+
+/** The optimizer-step rows of a run (eval rows left out). */
+const stepRows = (r: ReportRun): StepMetrics[] => r.metrics.filter((m) => !isEvalRow(m));
+
 /** Nested settings as dotted keys ("lora.r"), values as short text. */
 function flatten(obj: Record<string, unknown>, prefix = "", out: Record<string, string> = {}): Record<string, string> {
   for (const [k, v] of Object.entries(obj)) {
@@ -75,7 +84,7 @@ function finalTable(runs: ReportRun[]): string {
   const keys = ["step", "epoch", "loss", "task_loss", "consistency", "diversity", "svd", "lr", "grad_norm", "tokens", "elapsed_s"];
   const evals = evalKeys(runs);
   const rows: [string, (r: ReportRun) => string][] = [
-    ["optimizer steps logged", (r) => String(r.metrics.length)],
+    ["optimizer steps logged", (r) => String(stepRows(r).length)],
     ...keys.map((k): [string, (r: ReportRun) => string] => [`final ${k}`, (r) => fmtOpt(last(r.metrics, k))]),
     ["mean tokens per second", (r) => fmtOpt(mean(r.metrics.map((m) => m.tokens_per_s)))],
     ["total tokens", (r) => fmtOpt(sum(r.metrics.map((m) => m.tokens)))],
@@ -124,7 +133,10 @@ export function renderReport(runs: ReportRun[], opts: { title?: string } = {}): 
   const charts: string[] = [];
   const missing: string[] = [];
   const evals = evalKeys(runs);
-  const specs: [string, readonly string[]][] = [...REPORT_CHARTS, ...evals.map((k): [string, string[]] => [k, [k]])];
+  const specs: [string, readonly string[]][] = [
+    ...REPORT_CHARTS,
+    ...evals.filter((k) => !UNCHARTED_EVAL.has(k)).map((k): [string, string[]] => [k, [k]]),
+  ];
   for (const [name, keys] of specs) {
     if (!keys.some((k) => finiteIn(runs, k))) {
       missing.push(keys.join(", "));
@@ -132,7 +144,12 @@ export function renderReport(runs: ReportRun[], opts: { title?: string } = {}): 
     }
     charts.push(`<figure>${lineChart(name, seriesOf(runs, keys))}</figure>`);
   }
-  const steps = runs.map((r) => `${esc(r.name)}: ${r.metrics.length} steps`).join("; ");
+  const steps = runs
+    .map((r) => {
+      const evals = r.metrics.length - stepRows(r).length;
+      return `${esc(r.name)}: ${stepRows(r).length} steps${evals ? `, ${evals} evaluations` : ""}`;
+    })
+    .join("; ");
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)}</title><style>${STYLE}</style></head><body>

@@ -9,6 +9,7 @@ import {
   serializeSafetensors,
   type TensorToWrite,
 } from "@balora/safetensors";
+import type { LanguageModel } from "@balora/models";
 import * as T from "@balora/tensor";
 import { type Trainer, TrainingError, type TrainerState } from "./trainer.js";
 
@@ -20,7 +21,7 @@ export const COMPLETE_FILE = "checkpoint_complete.json";
 
 /** The files of a checkpoint at the trainer's current step, the completeness marker last (insertion order). */
 export async function checkpointFiles(
-  trainer: Trainer,
+  trainer: Trainer<LanguageModel>,
   metrics: string,
   adapter: SaveAdapterOptions = {},
 ): Promise<Map<string, string | Uint8Array>> {
@@ -54,7 +55,7 @@ export async function readCheckpointState(dir: DirectoryInput): Promise<TrainerS
 }
 
 /** Restores a checkpoint into `trainer`: adapter weights, AdamW state, step and counters; returns its metrics text. */
-export async function restoreCheckpoint(trainer: Trainer, dir: DirectoryInput): Promise<string> {
+export async function restoreCheckpoint(trainer: Trainer<LanguageModel>, dir: DirectoryInput): Promise<string> {
   const d = openDirectory(dir);
   const state = await readCheckpointState(d);
   await loadAdapterWeights(trainer.model, d);

@@ -29,7 +29,8 @@ export interface TrainSettings {
   /** Passed to resolveConfig as-is (terms of plugins, per-term schedules and options). */
   regularizers: RegularizersConfig;
   plugins: string[];
-  fields: [string, string];
+  /** The data fields: query and response (causal LM), text and label (classifier); null: the task's defaults. */
+  fields: [string, string] | null;
   /** Prompt template text (null: the paper's Alpaca prompt). */
   template: string | null;
   max_length: number;
@@ -51,6 +52,10 @@ export interface TrainSettings {
   gradient_checkpointing: boolean;
   /** Stop after this many non-finite steps in a row. */
   max_bad_steps: number;
+  /** Evaluation data (the training data's format), or null for none. */
+  eval_data: string | null;
+  /** Evaluate every N optimizer steps (null: every save_steps, 0: only at the end); always at the end. */
+  eval_steps: number | null;
 }
 
 export const DEFAULT_SETTINGS: TrainSettings = {
@@ -70,7 +75,7 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   mask_mode: null,
   regularizers: {},
   plugins: [],
-  fields: ["instruction", "output"],
+  fields: null,
   template: null,
   max_length: 512,
   skip_invalid: false,
@@ -88,7 +93,22 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   save_total_limit: null,
   gradient_checkpointing: false,
   max_bad_steps: 5,
+  eval_data: null,
+  eval_steps: null,
 };
+
+/** The data fields of each task when `fields` is null. */
+export const DEFAULT_FIELDS = { nlg: ["instruction", "output"], nlu: ["text", "label"] } as const;
+
+/** The fields a run reads: the setting, or its task's defaults. */
+export const fieldsOf = (s: Pick<TrainSettings, "fields">, task: "nlg" | "nlu"): [string, string] => s.fields ?? [...DEFAULT_FIELDS[task]];
+
+/** Whether an evaluation runs after optimizer step `step` (1-based) of `total`: every eval_steps (or save_steps), and at the end. */
+export function evaluatesAt(s: Pick<TrainSettings, "eval_data" | "eval_steps" | "save_steps">, step: number, total: number): boolean {
+  if (s.eval_data === null) return false;
+  const every = s.eval_steps ?? s.save_steps;
+  return step === total || (every > 0 && step % every === 0);
+}
 
 export const SETTING_KEYS = Object.keys(DEFAULT_SETTINGS) as (keyof TrainSettings)[];
 
@@ -134,8 +154,11 @@ export function resolveSettings(partial: Partial<TrainSettings> & Record<string,
   int(s, "save_steps", 0);
   if (s.save_total_limit !== null) int(s, "save_total_limit", 1);
   int(s, "max_bad_steps", 1);
-  if (!Array.isArray(s.fields) || s.fields.length !== 2 || !s.fields.every((f) => typeof f === "string" && f))
-    fail("fields", `must be two field names [query, response], got ${JSON.stringify(s.fields)}`);
+  if (s.fields !== null && (!Array.isArray(s.fields) || s.fields.length !== 2 || !s.fields.every((f) => typeof f === "string" && f)))
+    fail("fields", `must be two field names ([query, response] or [text, label]), got ${JSON.stringify(s.fields)}`);
+  if (s.eval_data !== null && (typeof s.eval_data !== "string" || s.eval_data === ""))
+    fail("eval_data", `must be a file path or null, got ${JSON.stringify(s.eval_data)}`);
+  if (s.eval_steps !== null) int(s, "eval_steps", 0);
   for (const b of ["skip_invalid", "gradient_checkpointing"] as const)
     if (typeof s[b] !== "boolean") fail(b, `must be true or false, got ${JSON.stringify(s[b])}`);
   checkRegularizerSettings(Object.fromEntries(REGULARIZER_KEYS.map((k) => [k, s[k] ?? undefined])), (key, why) => fail(key, why));

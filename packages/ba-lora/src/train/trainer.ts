@@ -1,13 +1,14 @@
 // The BA-LoRA optimizer step with Hugging Face Trainer's semantics (schedules stepped after each update,
-// λ on completed steps, token means over the accumulated batch), non-finite steps skipped, and its state.
+// λ on completed steps, token means over the accumulated batch), non-finite steps skipped, its state, eval.
 import { setDropoutDraw } from "@balora/lora";
-import type { CausalLM } from "@balora/models";
+import { type CausalLM, type LanguageModel, SequenceClassifier } from "@balora/models";
 import { BaLoraLoss, type LmHead, type LossResult } from "@balora/regularizers";
 import * as T from "@balora/tensor";
 import { ArgumentError, BaloraError } from "@balora/tensor";
+import { type ClassificationExample, collateClassification } from "../data/classification.js";
 import { collateCausal, IGNORE_INDEX, type SupervisedExample } from "../data/instruction.js";
 import { batchesPerEpoch, batchIndices, stepPosition } from "../data/order.js";
-import { batchLoss, fusedHeadOf } from "./batch-loss.js";
+import { batchLoss, evalBatch, fusedHeadOf, isCausalBatch, type TrainBatch } from "./batch-loss.js";
 import { stepsPerEpoch, type TrainSettings, totalSteps } from "./config.js";
 
 /** Training stopped: too many non-finite steps in a row, or a state that does not fit. */
@@ -40,10 +41,26 @@ export interface TrainerState {
   elapsed_s: number;
 }
 
-export interface TrainerOptions {
-  model: CausalLM;
-  examples: SupervisedExample[];
-  padTokenId: number;
+/** Training examples: causal-LM (prompt + response, labels per token) or classification (text, class). */
+export type TrainExample = SupervisedExample | ClassificationExample;
+
+/** An evaluation's values, as metrics.jsonl's eval row spells them (without the step). */
+export interface EvalResult {
+  /** Mean task CE over the eval data's supervised tokens (NLG) or examples (NLU). */
+  eval_loss: number;
+  /** Classification: the share of examples whose argmax class is the label. */
+  eval_accuracy?: number;
+  eval_examples: number;
+  /** Seconds the evaluation took (HF's eval_runtime). */
+  eval_runtime: number;
+}
+
+export interface TrainerOptions<M extends LanguageModel = LanguageModel> {
+  model: M;
+  /** SupervisedExample[] for a causal LM, ClassificationExample[] for a sequence classifier. */
+  examples: TrainExample[];
+  /** The pad id of collated batches (a classifier without one needs equal lengths within a batch). */
+  padTokenId: number | null;
   settings: TrainSettings;
   loss: BaLoraLoss;
   /** Warnings (vacuous terms, skipped steps), once per message where the loss says so. */
@@ -60,8 +77,10 @@ export function lrMultiplier(kind: TrainSettings["scheduler"], total: number, wa
   return sched;
 }
 
-export class Trainer {
-  readonly model: CausalLM;
+export class Trainer<M extends LanguageModel = CausalLM> {
+  readonly model: M;
+  /** "nlu" for a sequence classifier (class logits [B, C], labels [B]), else "nlg". */
+  readonly task: "nlg" | "nlu";
   readonly settings: TrainSettings;
   readonly loss: BaLoraLoss;
   readonly totalSteps: number;
@@ -74,8 +93,8 @@ export class Trainer {
   badInARow = 0;
   /** Seconds of training before this process (a resumed run continues the clock). */
   elapsedBefore = 0;
-  private readonly examples: SupervisedExample[];
-  private readonly padTokenId: number;
+  private readonly examples: TrainExample[];
+  private readonly padTokenId: number | null;
   private readonly head: LmHead | null;
   private readonly schedule: (s: number) => number;
   private readonly warn: (message: string) => void;
@@ -84,8 +103,14 @@ export class Trainer {
   private startedAt: number;
   private epochOrder: { epoch: number; batches: number[][] } | null = null;
 
-  constructor(o: TrainerOptions) {
+  constructor(o: TrainerOptions<M>) {
     this.model = o.model;
+    this.task = o.model instanceof SequenceClassifier ? "nlu" : "nlg";
+    if (o.loss.config.taskType !== this.task)
+      throw new ArgumentError(
+        `Trainer: the loss is for task type "${o.loss.config.taskType}" but the model is ` +
+          (this.task === "nlu" ? "a sequence classifier (nlu)" : "a causal LM (nlg)"),
+      );
     this.settings = o.settings;
     this.loss = o.loss;
     this.examples = o.examples;
@@ -131,15 +156,14 @@ export class Trainer {
     if (this.done) throw new ArgumentError(`trainStep: the run is complete (${this.totalSteps} steps)`);
     const s = this.step;
     const t0 = this.now();
-    const micro = this.microBatches(s).map((idx) =>
-      collateCausal(
-        idx.map((i) => this.examples[i]),
-        this.padTokenId,
-      ),
-    );
+    const micro = this.microBatches(s).map((idx) => this.collate(idx.map((i) => this.examples[i])));
     const maskMode = this.loss.config.maskMode;
-    const numItems = micro.reduce((a, b) => a + b.supervisedTokens, 0);
-    const validRows = micro.reduce((a, b) => a + maskedRows(b.labels, b.batchSize, b.seqLength, maskMode), 0);
+    // Task CE and token means over the whole accumulated batch: supervised tokens (NLG) or examples (NLU).
+    const numItems = micro.reduce((a, b) => a + (isCausalBatch(b) ? b.supervisedTokens : b.batchSize), 0);
+    const validRows = micro.reduce(
+      (a, b) => a + (isCausalBatch(b) ? maskedRows(b.labels, b.batchSize, b.seqLength, maskMode) : b.batchSize),
+      0,
+    );
     const sequences = micro.reduce((a, b) => a + b.batchSize, 0);
     const tokens = micro.reduce((a, b) => a + b.attentionMask.reduce((x, y) => x + y, 0), 0);
     const names = this.loss.config.terms.map((t) => t.name);
@@ -228,6 +252,45 @@ export class Trainer {
     }
     return row;
   }
+
+  /** A micro-batch of the run's task, right-padded. */
+  collate(examples: TrainExample[]): TrainBatch {
+    if (this.task === "nlu") return collateClassification(examples as ClassificationExample[], this.padTokenId);
+    return collateCausal(examples as SupervisedExample[], this.padTokenId ?? 0);
+  }
+
+  /**
+   * The task loss over `examples` without gradient, in file order and batches of batch_size (dropout
+   * off): the mean CE over all their supervised tokens (NLG) or examples (NLU, with accuracy).
+   */
+  async evaluate(examples: TrainExample[]): Promise<EvalResult> {
+    if (examples.length === 0) throw new ArgumentError("evaluate: no eval example");
+    const t0 = this.now();
+    this.evalLoss ??= new BaLoraLoss({ preset: "lora", taskType: this.task, maskMode: this.loss.config.maskMode });
+    const bs = this.settings.batch_size;
+    let lossSum = 0;
+    let count = 0;
+    let correct = 0;
+    this.model.eval();
+    try {
+      for (let i = 0; i < examples.length; i += bs) {
+        const r = await evalBatch(this.model, this.evalLoss, this.collate(examples.slice(i, i + bs)), this.head);
+        lossSum += r.lossSum;
+        count += r.count;
+        correct += r.correct ?? 0;
+      }
+    } finally {
+      this.model.train();
+    }
+    return {
+      eval_loss: lossSum / Math.max(count, 1),
+      ...(this.task === "nlu" ? { eval_accuracy: correct / examples.length } : {}),
+      eval_examples: examples.length,
+      eval_runtime: this.now() - t0,
+    };
+  }
+
+  private evalLoss: BaLoraLoss | null = null;
 
   private async checkWarnings(r: LossResult): Promise<void> {
     try {
