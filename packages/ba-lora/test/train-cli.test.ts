@@ -2,13 +2,13 @@
 // checkpoint write) then --resume giving the uninterrupted run's adapter and metrics, Ctrl-C, mistakes.
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseSafetensors } from "@balora/safetensors";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, runBin } from "./helpers.js";
+import { BIN, run, runBin } from "./helpers.js";
 
 const asset = (p: string) => fileURLToPath(new URL(`../assets/${p}`, import.meta.url));
 const MODEL = asset("demo-model");
@@ -242,4 +242,61 @@ describe("balora train", () => {
     }
     expect(existsSync(join(dir, "x"))).toBe(false);
   }, 120_000);
+
+  it("--eval-data: eval rows after every --eval-steps and at the end, equal to balora loss on the adapter; resume keeps them once", async () => {
+    const evalData = join(dir, "eval.jsonl");
+    await writeFile(evalData, readFileSync(asset("demo-data/train.jsonl"), "utf8").split("\n").slice(40, 46).join("\n"));
+    const out = join(dir, "with-eval");
+    const argv = [...args(out, "--quiet"), "--max-steps", "4", "--eval-data", evalData, "--eval-steps", "3", "--lora-dropout", "0"];
+    const r = await run(argv);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/final loss [0-9.]+, eval loss [0-9.]+\)/);
+    const timing = new Set([...TIMING, "eval_runtime"]);
+    const rows = () =>
+      readFileSync(join(out, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => Object.fromEntries(Object.entries(JSON.parse(l)).filter(([k]) => !timing.has(k))) as Record<string, number>);
+    const all = rows();
+    expect(all.map((row) => `${row.step}${row.loss === undefined ? "e" : ""}`)).toEqual(["1", "2", "3", "3e", "4", "4e"]);
+    expect(Object.keys(all[3]).sort()).toEqual(["epoch", "eval_examples", "eval_loss", "step"]);
+    expect(all[5].eval_examples).toBe(6);
+    expect(all[5].eval_loss).toBeLessThan(all[3].eval_loss); // training on the same task lowers the held-out loss
+    // The same number another way: balora loss over the eval file with the final adapter (the file as one batch).
+    const loss = await run(["loss", "--model", MODEL, "--adapter", out, "--data", evalData, "--preset", "lora", "--json"]);
+    expect(loss.code).toBe(0);
+    const taskLoss = JSON.parse(loss.out).task_loss as number;
+    expect(Math.abs(all[5].eval_loss - taskLoss)).toBeLessThan(1e-4 * taskLoss);
+    const settings = JSON.parse(readFileSync(join(out, "training_config.json"), "utf8"));
+    expect(settings).toMatchObject({ task: "nlg", eval_data: evalData, eval_steps: 3, fields: ["instruction", "output"] });
+    expect(readFileSync(join(out, "report.html"), "utf8")).toMatch(/4 steps, 2 evaluations/);
+    // A run killed during step 4 (checkpoint-2 complete, later rows written) resumes to the same rows, none twice.
+    const killed = join(dir, "with-eval-killed");
+    await cp(out, killed, { recursive: true });
+    await rm(join(killed, "checkpoint-4"), { recursive: true });
+    for (const f of ["adapter_model.safetensors", "adapter_config.json", "report.html"]) await rm(join(killed, f));
+    const again = await run(["train", "--resume", killed, "--quiet"]);
+    expect(again.code).toBe(0);
+    const resumed = readFileSync(join(killed, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => Object.fromEntries(Object.entries(JSON.parse(l)).filter(([k]) => !timing.has(k))));
+    expect(resumed.map((row) => row.step)).toEqual(all.map((row) => row.step));
+    resumed.forEach((row, i) => {
+      for (const [k, v] of Object.entries(row))
+        expect(Math.abs(Number(v) - Number(all[i][k])), `row ${i} ${k}`).toBeLessThanOrEqual(
+          1e-6 * Math.max(1, Math.abs(Number(all[i][k]))),
+        );
+    });
+  }, 180_000);
+
+  it("--help lists the classification and evaluation settings with their defaults", async () => {
+    const r = await run(["train", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/--eval-data FILE/);
+    expect(r.out).toMatch(/--eval-steps N .*default: --save-steps/);
+    expect(r.out).toMatch(/text,label \(classifier\)/);
+    expect(r.out).toMatch(/ForSequenceClassification/);
+  });
 });
