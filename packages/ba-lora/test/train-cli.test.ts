@@ -243,7 +243,7 @@ describe("balora train", () => {
     expect(existsSync(join(dir, "x"))).toBe(false);
   }, 120_000);
 
-  it("--eval-data: eval rows after every --eval-steps and at the end, equal to balora loss on the adapter; resume keeps them once", async () => {
+  it("--eval-data: eval rows every --eval-steps and at the end, equal to balora loss; resume keeps each once", async () => {
     const evalData = join(dir, "eval.jsonl");
     await writeFile(evalData, readFileSync(asset("demo-data/train.jsonl"), "utf8").split("\n").slice(40, 46).join("\n"));
     const out = join(dir, "with-eval");
