@@ -1,12 +1,13 @@
 // The install test: every package's tarball installed with plain npm into a fresh project outside the
 // workspace (no links), then used there as the READMEs tell users to: examples, plugin, variant, the bin.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PACKAGE_DIRS, packAll } from "../check-packages.mjs";
 import { repoRoot } from "../lib/pnpm.mjs";
+import { startScopeRegistry } from "./fixtures/scope-registry.mjs";
 
 const FIXTURES = join(repoRoot, "scripts", "test", "fixtures");
 const TSC = join(repoRoot, "node_modules", "typescript", "bin", "tsc");
@@ -31,6 +32,18 @@ function inProject(cmd, args, { timeout = 170_000, env = {} } = {}) {
   const t0 = performance.now();
   const r = spawnSync(cmd, args, { cwd: project, encoding: "utf8", timeout, env: { ...userEnv(), ...env }, maxBuffer: 32 << 20 });
   return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The same as inProject, without blocking this process (the scope registry answers from it); `cwd` given. */
+function inDir(cwd, cmd, args, { timeout = 170_000 } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd, env: userEnv(), timeout });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 const failure = (r) => `exit ${r.status}\n--- stdout\n${r.stdout.slice(-4000)}\n--- stderr\n${r.stderr.slice(-4000)}`;
@@ -194,6 +207,26 @@ describe("the packages as npm installs them", () => {
     expect(Math.abs(out.merged - out.after)).toBeLessThan(1e-4 * out.after);
     expect(out.names.some((n) => n.endsWith(".lora_gate"))).toBe(true);
     expect(out.names.some((n) => n.endsWith(".lora_A.weight"))).toBe(true);
+  });
+
+  it("installs `npm i @balora/ba-lora` by name, @balora/tensor with it (npm installs peers)", async () => {
+    const registry = await startScopeRegistry(packs.filter((p) => p.name !== "@balora/example-custom-adapter"));
+    const fresh = mkdtempSync(join(tmpdir(), "balora-npm-i-"));
+    try {
+      writeFileSync(join(fresh, "package.json"), `${JSON.stringify({ name: "balora-npm-i", private: true, type: "module" })}\n`);
+      const flags = [`--@balora:registry=${registry.url}`, "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"];
+      const install = await inDir(fresh, "npm", ["install", "@balora/ba-lora", ...flags], { timeout: 230_000 });
+      expect(install.status, failure(install)).toBe(0);
+      expect(Object.keys(JSON.parse(readFileSync(join(fresh, "package.json"), "utf8")).dependencies)).toEqual(["@balora/ba-lora"]);
+      const installed = readdirSync(join(fresh, "node_modules", "@balora")).sort();
+      expect(installed).toEqual(["ba-lora", "lora", "models", "regularizers", "safetensors", "tensor"]);
+      expect(installed.filter((n) => existsSync(join(fresh, "node_modules", "@balora", n, "node_modules")))).toEqual([]);
+      const version = await inDir(fresh, "npx", ["--no", "--", "balora", "--version"]);
+      expect(version.stdout.trim(), failure(version)).toBe(packs.find((p) => p.name === "@balora/ba-lora").version);
+    } finally {
+      await registry.close();
+      rmSync(fresh, { recursive: true, force: true });
+    }
   });
 
   it("runs `npx balora demo --help` and `balora --version` from the installed bin", () => {
