@@ -4,7 +4,7 @@ import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { injectAdapter, markInitialState } from "@balora/lora";
+import { injectAdapter, loadAdapter, markInitialState } from "@balora/lora";
 import { loadModel, type SequenceClassifier, Tokenizer } from "@balora/models";
 import { BaLoraLoss, resolveConfig } from "@balora/regularizers";
 import { parseSafetensors } from "@balora/safetensors";
@@ -206,12 +206,25 @@ describe("balora train on a sequence classifier", () => {
       "5e-3",
       "--save-steps",
       "0",
+      "--merge",
       "--quiet",
     ]);
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
     const rows = await rowsOf(out);
     expect(rows).toHaveLength(12);
+    // --merge: a plain classifier directory whose logits are the base + adapter's (the trained score head inside).
+    const cpu = T.cpuBackend();
+    const ids = T.tensor([1, 327, 335, 348, 1, 325, 389, 0], [2, 4], { backend: cpu, dtype: "i32" });
+    const merged = (await loadModel(join(out, "merged"), { backend: cpu })) as SequenceClassifier;
+    const adapted = (await loadModel(MODEL, { backend: cpu })) as SequenceClassifier;
+    await loadAdapter(adapted, out);
+    const want = Array.from(await T.noGrad(() => adapted.forward(ids)).data());
+    const got = Array.from(await T.noGrad(() => merged.forward(ids)).data());
+    const plain = (await loadModel(MODEL, { backend: cpu })) as SequenceClassifier;
+    const base = Array.from(await T.noGrad(() => plain.forward(ids)).data());
+    expect(Math.max(...got.map((v, i) => Math.abs(v - want[i])))).toBeLessThan(1e-5);
+    expect(Math.max(...base.map((v, i) => Math.abs(v - want[i])))).toBeGreaterThan(1e-3);
     const mean = (xs: Record<string, number>[]) => xs.reduce((a, x) => a + x.task_loss, 0) / xs.length;
     expect(mean(rows.slice(-4))).toBeLessThan(0.8 * mean(rows.slice(0, 4)));
     const adapter = JSON.parse(await readFile(join(out, "adapter_config.json"), "utf8"));
@@ -245,6 +258,11 @@ describe("balora train on a sequence classifier", () => {
     ]);
     expect(missing.code).not.toBe(0);
     expect(missing.err).toMatch(/--eval-data .*nope\.jsonl/);
+    const template = join(dir, "template.txt");
+    await writeFile(template, "{instruction}");
+    const tmpl = await run(["train", "--model", MODEL, "--data", rows, "--out", join(dir, "x4"), "--template", template]);
+    expect(tmpl.code).toBe(1);
+    expect(tmpl.err).toMatch(/--template is a prompt for instruction data; a classifier reads the text field as it is/);
     expect((await readdir(dir)).filter((n) => /^x\d$/.test(n))).toEqual([]);
   });
 });

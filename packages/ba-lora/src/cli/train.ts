@@ -245,6 +245,8 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
     throw new CliError(
       `--model ${o.paths.model}: num_labels = ${cfg.numLabels} is a regression head; balora train trains classifiers (num_labels >= 2)`,
     );
+  if (task === "nlu" && s.template !== null)
+    throw new CliError("--template is a prompt for instruction data; a classifier reads the text field as it is (drop --template)");
   const fields = fieldsOf(s, task);
   const tokenizer = await Tokenizer.fromDir(o.paths.model);
   const records = await readRecords("--data", o.paths.data);
