@@ -18,8 +18,8 @@ const cliPages = existsSync(join(docs, "cli"))
 export default defineConfig({
   title: "balora",
   description: "BA-LoRA fine-tuning of LLaMA, Mistral and Gemma in TypeScript on WebGPU",
-  // Relative asset paths: the built site works from any folder or static server.
-  base: "./",
+  // Served at the root of a static server; DOCS_BASE=/balora/ builds it for a sub-path (e.g. GitHub Pages).
+  base: process.env.DOCS_BASE ?? "/",
   cleanUrls: false,
   lastUpdated: false,
   markdown: {

@@ -35,7 +35,7 @@ function layers(deps) {
 function svg(deps) {
   const layer = layers(deps);
   const maxLayer = Math.max(...Object.values(layer));
-  const [W, H, gapX, gapY] = [170, 40, 30, 60];
+  const [W, H, gapX, gapY] = [190, 40, 30, 60];
   const rows = Array.from({ length: maxLayer + 1 }, (_, l) => PACKAGES.filter((n) => layer[n] === l));
   const width = Math.max(...rows.map((r) => r.length)) * (W + gapX) + gapX;
   const height = rows.length * (H + gapY) + gapY / 2;
@@ -47,9 +47,13 @@ function svg(deps) {
   });
   const edges = PACKAGES.flatMap((n) =>
     deps[n].map((d) => {
-      const a = pos[n];
-      const b = pos[d];
-      return `<line x1="${a.x + W / 2}" y1="${a.y + H}" x2="${b.x + W / 2}" y2="${b.y}" stroke="#888" marker-end="url(#arrow)"/>`;
+      const [a, b] = [pos[n], pos[d]];
+      const [x1, y1, x2, y2] = [a.x + W / 2, a.y + H, b.x + W / 2, b.y];
+      // An edge that skips a layer bends around the boxes between (to the side it comes from; right when straight).
+      const span = layer[n] - layer[d];
+      const bend = span > 1 ? (x1 < width / 2 ? -1 : 1) * (W + gapX) * (span - 1) : 0;
+      const [cx, cy] = [(x1 + x2) / 2 + bend, (y1 + y2) / 2];
+      return `<path d="M ${x1} ${y1} Q ${cx} ${cy} ${x2} ${y2}" fill="none" stroke="#888" marker-end="url(#arrow)"/>`;
     }),
   );
   const boxes = PACKAGES.map((n) => {
