@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PACKAGE_DIRS, packAll } from "../check-packages.mjs";
+import { bundleForBrowser, nodeReferences, runBundle } from "../lib/browser-bundle.mjs";
 import { repoRoot } from "../lib/pnpm.mjs";
 import { startScopeRegistry } from "./fixtures/scope-registry.mjs";
 
@@ -145,6 +146,22 @@ describe("the packages as npm installs them", () => {
     const runs = await Promise.all(configs.map((config) => inDir(project, process.execPath, [TSC, "-p", config])));
     runs.forEach((r, i) => expect(r.status, `tsc -p ${configs[i]}: ${failure(r)}`).toBe(0));
     expect(entries).toContain("@balora/tensor/kernel");
+  });
+
+  it("bundles every package for the browser from the installed tarballs: no Node-only import is reached", async () => {
+    // The `browser` conditions as published: safetensors' and ba-lora's entry points, tensor's #dawn stub.
+    const names = packs.map((p) => p.name);
+    const code = `${names.map((n, i) => `import * as P${i} from "${n}";`).join("\n")}\nexport { ${names.map((_, i) => `P${i}`).join(", ")} };\n`;
+    const bundle = await bundleForBrowser({ code, root: project });
+    expect(bundle.nodeImports).toEqual([]);
+    expect(nodeReferences(bundle.code)).toEqual([]);
+    expect(bundle.modules.some((m) => m.includes("node_modules/@balora/tensor/dist/backend/dawn-browser.js"))).toBe(true);
+    // It runs with no Node globals, and its exports are the packages' (the LoRA kit's variants are registered).
+    const exported = runBundle(bundle);
+    const of = (name) => exported[`P${names.indexOf(name)}`];
+    expect(of("@balora/lora").registeredVariants()).toEqual(expect.arrayContaining(["lora", "dora"]));
+    expect(typeof of("@balora/ba-lora").Trainer).toBe("function");
+    expect(of("@balora/ba-lora").main).toBeUndefined(); // the CLI entry point is Node-only
   });
 
   it.skipIf(cpuOnly)("runs the README examples on WebGPU through the Dawn binding npm installed", () => {
