@@ -88,6 +88,7 @@ export {
   DEFAULT_SETTINGS,
   evaluatesAt,
   fieldsOf,
+  isDefaultFields,
   regularizersConfig,
   resolveSettings,
   SCHEDULERS,

@@ -296,7 +296,7 @@ describe("balora train", () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/--eval-data FILE/);
     expect(r.out).toMatch(/--eval-steps N .*default: --save-steps/);
-    expect(r.out).toMatch(/text,label \(classifier\)/);
+    expect(r.out).toMatch(/--fields A,B .*default: instruction,output \(a classifier: text,label\)/);
     expect(r.out).toMatch(/ForSequenceClassification/);
   });
 });

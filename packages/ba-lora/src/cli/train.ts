@@ -28,6 +28,7 @@ import {
   DEFAULT_SETTINGS,
   evaluatesAt,
   fieldsOf,
+  isDefaultFields,
   regularizersConfig,
   resolveSettings,
   SCHEDULERS,
@@ -78,7 +79,7 @@ const FLAGS = {
     "the data fields: query,response (causal LM) or text,label (classifier)",
     "string",
     "A,B",
-    "instruction,output (causal LM), text,label (classifier)",
+    "instruction,output (a classifier: text,label)",
   ),
   template: { type: "string", value: "FILE", help: "prompt template ({instruction} and other {field}s); none: the paper's Alpaca prompt" },
   maxLength: setting("tokens per sequence (BOS, prompt and response + EOS), longer ones are cut", "number", "N", D.max_length),
@@ -250,7 +251,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
   const fields = fieldsOf(s, task);
   const tokenizer = await Tokenizer.fromDir(o.paths.model);
   const records = await readRecords("--data", o.paths.data);
-  if (task === "nlg" && s.fields === null) refuseClassificationData(records, o.paths.data, o.paths.model, cfg);
+  if (task === "nlg" && isDefaultFields(s.fields)) refuseClassificationData(records, o.paths.data, o.paths.model, cfg);
   const template = s.template ?? undefined;
   const load = (recs: DataRecord[]) =>
     task === "nlu"

@@ -29,8 +29,8 @@ export interface TrainSettings {
   /** Passed to resolveConfig as-is (terms of plugins, per-term schedules and options). */
   regularizers: RegularizersConfig;
   plugins: string[];
-  /** The data fields: query and response (causal LM), text and label (classifier); null: the task's defaults. */
-  fields: [string, string] | null;
+  /** The data fields: query and response (causal LM); a classifier reads text and label unless they are changed. */
+  fields: [string, string];
   /** Prompt template text (null: the paper's Alpaca prompt). */
   template: string | null;
   max_length: number;
@@ -75,7 +75,7 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   mask_mode: null,
   regularizers: {},
   plugins: [],
-  fields: null,
+  fields: ["instruction", "output"],
   template: null,
   max_length: 512,
   skip_invalid: false,
@@ -97,11 +97,15 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   eval_steps: null,
 };
 
-/** The data fields of each task when `fields` is null. */
+/** The data fields of each task by default. */
 export const DEFAULT_FIELDS = { nlg: ["instruction", "output"], nlu: ["text", "label"] } as const;
 
-/** The fields a run reads: the setting, or its task's defaults. */
-export const fieldsOf = (s: Pick<TrainSettings, "fields">, task: "nlg" | "nlu"): [string, string] => s.fields ?? [...DEFAULT_FIELDS[task]];
+/** Whether `fields` are the causal-LM default (a classifier then reads its own default fields). */
+export const isDefaultFields = (f: readonly string[]): boolean => f.length === 2 && f.every((x, i) => x === DEFAULT_FIELDS.nlg[i]);
+
+/** The fields a run reads: the setting, or for a classifier text and label when the setting is the causal-LM default. */
+export const fieldsOf = (s: Pick<TrainSettings, "fields">, task: "nlg" | "nlu"): [string, string] =>
+  task === "nlu" && isDefaultFields(s.fields) ? [...DEFAULT_FIELDS.nlu] : s.fields;
 
 /** Whether an evaluation runs after optimizer step `step` (1-based) of `total`: every eval_steps (or save_steps), and at the end. */
 export function evaluatesAt(s: Pick<TrainSettings, "eval_data" | "eval_steps" | "save_steps">, step: number, total: number): boolean {
@@ -154,7 +158,7 @@ export function resolveSettings(partial: Partial<TrainSettings> & Record<string,
   int(s, "save_steps", 0);
   if (s.save_total_limit !== null) int(s, "save_total_limit", 1);
   int(s, "max_bad_steps", 1);
-  if (s.fields !== null && (!Array.isArray(s.fields) || s.fields.length !== 2 || !s.fields.every((f) => typeof f === "string" && f)))
+  if (!Array.isArray(s.fields) || s.fields.length !== 2 || !s.fields.every((f) => typeof f === "string" && f))
     fail("fields", `must be two field names ([query, response] or [text, label]), got ${JSON.stringify(s.fields)}`);
   if (s.eval_data !== null && (typeof s.eval_data !== "string" || s.eval_data === ""))
     fail("eval_data", `must be a file path or null, got ${JSON.stringify(s.eval_data)}`);
