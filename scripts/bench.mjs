@@ -7,7 +7,8 @@ import { pnpm, repoRoot } from "./lib/pnpm.mjs";
 const USAGE = `usage: npm run bench -- [--json] [matmul|dispatch|all]
 
 Runs the benchmarks of every package (tensor matmul/dispatch with jax-js and tfjs-webgpu side by side,
-safetensors write/load RSS, models forward and a LoRA training step, lora PiSSA init, with PyTorch CPU
+safetensors write/load RSS, models forward and a LoRA training step, lora PiSSA init, the regularizer
+head, the BA-LoRA step vs a LoRA step and gradient checkpointing (~110M), with PyTorch CPU
 when python3 + torch exist; BALORA_BENCH_PYTHON picks the interpreter, e.g. a venv with torch + peft).
 
   --json                 one JSON object per line on stdout; progress and notes go to stderr
@@ -36,6 +37,7 @@ const benches = [
   "packages/models/bench/lora-step.mjs",
   "packages/lora/bench/pissa.mjs",
   "packages/regularizers/bench/head.mjs",
+  "packages/ba-lora/bench/step.mjs",
 ];
 for (const [i, b] of benches.entries()) {
   progress(`${i + 1}/${benches.length} ${b}`);
