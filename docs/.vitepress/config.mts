@@ -60,7 +60,7 @@ export default defineConfig({
             text: `@balora/${p}`,
             link: `/packages/${p}`,
             collapsed: true,
-            items: existsSync(join(docs, "api", p)) ? [item("API reference", `api/${p}/index`)] : [],
+            items: existsSync(join(docs, "api", `${p}.md`)) ? [item("API reference", `api/${p}`)] : [],
           })),
         ],
       },
