@@ -108,6 +108,32 @@ export async function problemsOf(pkg) {
   return { problems, notes, manifest };
 }
 
+/** Changesets that name a package changesets cannot version (unknown, or private), or a bump that is not one. */
+export function changesetProblems() {
+  const dir = join(repoRoot, ".changeset");
+  const published = new Set(
+    PACKAGE_DIRS.map((d) => JSON.parse(readFileSync(join(repoRoot, d, "package.json"), "utf8")))
+      .filter((m) => !m.private)
+      .map((m) => m.name),
+  );
+  const problems = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".md") && f !== "README.md")) {
+    const front = readFileSync(join(dir, file), "utf8").match(/^---\r?\n([\s\S]*?)^---\s*$/m);
+    if (!front) {
+      problems.push(`.changeset/${file}: no front matter (---, "package": patch|minor|major lines, ---)`);
+      continue;
+    }
+    for (const line of front[1].split(/\r?\n/).filter((l) => l.trim())) {
+      const m = line.match(/^\s*["']?([^"':]+)["']?\s*:\s*(\S+)\s*$/);
+      if (!m) problems.push(`.changeset/${file}: cannot read "${line}"`);
+      else if (!published.has(m[1])) problems.push(`.changeset/${file}: ${m[1]} is not a published package (${[...published].join(", ")})`);
+      else if (!["patch", "minor", "major"].includes(m[2]))
+        problems.push(`.changeset/${file}: ${m[1]}: "${m[2]}" is not patch, minor or major`);
+    }
+  }
+  return problems;
+}
+
 const kB = (n) => `${(n / 1024).toFixed(1)} kB`;
 
 function dirSize(dir) {
@@ -133,6 +159,9 @@ async function main() {
       for (const p of problems) console.error(`      ${p}`);
       failed ||= problems.length > 0;
     }
+    const changesets = changesetProblems();
+    for (const p of changesets) console.error(`  ✗ ${p}`);
+    failed ||= changesets.length > 0;
     if (failed) {
       console.error("check-packages: fix the problems above (publint docs: https://publint.dev/rules)");
       return 1;
