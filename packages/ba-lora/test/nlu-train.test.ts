@@ -266,6 +266,9 @@ describe("balora train on a sequence classifier", () => {
     ]);
     expect(missing.code).not.toBe(0);
     expect(missing.err).toMatch(/--eval-data .*nope\.jsonl/);
+    const steps = await run(["train", "--model", MODEL, "--data", rows, "--out", join(dir, "x5"), "--eval-steps", "2"]);
+    expect(steps.code).toBe(2);
+    expect(steps.err).toMatch(/--eval-steps needs --eval-data FILE/);
     const template = join(dir, "template.txt");
     await writeFile(template, "{instruction}");
     const tmpl = await run(["train", "--model", MODEL, "--data", rows, "--out", join(dir, "x4"), "--template", template]);

@@ -617,6 +617,7 @@ export const trainCommand: Command = {
     integer("--r", s.r, 1);
     await readModelConfig(a.model as string);
     await requireFile("--data", a.data as string, "a data file (JSONL, one JSON object per line, or a JSON array)");
+    if (s.eval_steps !== null && s.eval_data === null) throw new UsageError("--eval-steps needs --eval-data FILE (what to evaluate on)");
     if (s.eval_data !== null) {
       await requireFile("--eval-data", s.eval_data, "a data file in the --data format");
       s.eval_data = resolve(s.eval_data); // training_config.json records where it is, for --resume from anywhere
