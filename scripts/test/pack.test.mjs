@@ -23,6 +23,7 @@ let ownPacks = false;
 let packs;
 let demoModel;
 let demoData;
+let typeChecks;
 const timings = {};
 
 /** The environment of a user's shell: nothing npm or pnpm set for the workspace's own scripts. */
@@ -56,6 +57,37 @@ const resultOf = (r) =>
       .slice("RESULT ".length),
   );
 
+/** The examples (each package's examples/*.ts) copied into the project, and tsconfig files for three ways to compile them. */
+function prepareTypeChecks() {
+  for (const dir of PACKAGE_DIRS.filter((d) => d.startsWith("packages/"))) {
+    const out = join(project, "examples", dir.replace("packages/", ""));
+    mkdirSync(out, { recursive: true });
+    for (const f of readdirSync(join(repoRoot, dir, "examples")))
+      if (f.endsWith(".ts")) copyFileSync(join(repoRoot, dir, "examples", f), join(out, f));
+  }
+  const base = {
+    target: "ES2022",
+    lib: ["ES2023", "ESNext.Disposable"],
+    types: ["node"],
+    typeRoots: [join(repoRoot, "node_modules", "@types")],
+    strict: true,
+  };
+  // A Node user's project (lib without DOM, as the workspace's own examples are checked); emits the JS run below.
+  const node = { ...base, module: "NodeNext", moduleResolution: "NodeNext", skipLibCheck: true, rootDir: "examples", outDir: "out" };
+  writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: node, include: ["examples"] }, null, 2));
+  // Every entry point's .d.ts compiled without skipLibCheck, as Node and as a bundler with the browser condition sees it.
+  const entries = packs.flatMap((p) => Object.keys(readManifest(p.name).exports).map((k) => p.name + k.slice(1)));
+  writeFileSync(join(project, "entries.ts"), `${entries.map((e, i) => `export type * as E${i} from "${e}";`).join("\n")}\n`);
+  const strict = { ...base, lib: [...base.lib, "DOM"], skipLibCheck: false, noEmit: true };
+  const strictConfigs = {
+    "tsconfig.node-types.json": { ...strict, module: "NodeNext", moduleResolution: "NodeNext" },
+    "tsconfig.browser-types.json": { ...strict, module: "ESNext", moduleResolution: "Bundler", customConditions: ["browser"] },
+  };
+  for (const [file, compilerOptions] of Object.entries(strictConfigs))
+    writeFileSync(join(project, file), JSON.stringify({ compilerOptions, files: ["entries.ts"] }, null, 2));
+  return { entries, configs: ["tsconfig.json", ...Object.keys(strictConfigs)] };
+}
+
 beforeAll(() => {
   packsDir = BALORA_PACKED_DIR;
   if (!packsDir) {
@@ -85,6 +117,7 @@ beforeAll(() => {
   const assets = join(project, "node_modules", "@balora", "ba-lora", "assets");
   demoModel = join(assets, "demo-model");
   demoData = join(assets, "demo-data", "train.jsonl");
+  typeChecks = prepareTypeChecks();
 }, 240_000);
 
 afterAll(() => {
@@ -116,33 +149,7 @@ describe("the packages as npm installs them", () => {
   });
 
   it("type-checks every package's examples against the installed types, and the types themselves strictly", async () => {
-    for (const dir of PACKAGE_DIRS.filter((d) => d.startsWith("packages/"))) {
-      const out = join(project, "examples", dir.replace("packages/", ""));
-      mkdirSync(out, { recursive: true });
-      for (const f of readdirSync(join(repoRoot, dir, "examples")))
-        if (f.endsWith(".ts")) copyFileSync(join(repoRoot, dir, "examples", f), join(out, f));
-    }
-    const base = {
-      target: "ES2022",
-      lib: ["ES2023", "ESNext.Disposable"],
-      types: ["node"],
-      typeRoots: [join(repoRoot, "node_modules", "@types")],
-      strict: true,
-    };
-    // A Node user's project (lib without DOM, as the workspace's own examples are checked); emits the JS run below.
-    const node = { ...base, module: "NodeNext", moduleResolution: "NodeNext", skipLibCheck: true, rootDir: "examples", outDir: "out" };
-    writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: node, include: ["examples"] }, null, 2));
-    // Every entry point's .d.ts compiled without skipLibCheck, as Node and as a bundler with the browser condition sees it.
-    const entries = packs.flatMap((p) => Object.keys(readManifest(p.name).exports).map((k) => p.name + k.slice(1)));
-    writeFileSync(join(project, "entries.ts"), `${entries.map((e, i) => `export type * as E${i} from "${e}";`).join("\n")}\n`);
-    const strict = { ...base, lib: [...base.lib, "DOM"], skipLibCheck: false, noEmit: true };
-    const variants = {
-      "tsconfig.node-types.json": { ...strict, module: "NodeNext", moduleResolution: "NodeNext" },
-      "tsconfig.browser-types.json": { ...strict, module: "ESNext", moduleResolution: "Bundler", customConditions: ["browser"] },
-    };
-    for (const [file, compilerOptions] of Object.entries(variants))
-      writeFileSync(join(project, file), JSON.stringify({ compilerOptions, files: ["entries.ts"] }, null, 2));
-    const configs = ["tsconfig.json", ...Object.keys(variants)];
+    const { configs, entries } = typeChecks;
     const runs = await Promise.all(configs.map((config) => inDir(project, process.execPath, [TSC, "-p", config])));
     runs.forEach((r, i) => expect(r.status, `tsc -p ${configs[i]}: ${failure(r)}`).toBe(0));
     expect(entries).toContain("@balora/tensor/kernel");
@@ -166,6 +173,7 @@ describe("the packages as npm installs them", () => {
 
   it.skipIf(cpuOnly)("runs the README examples on WebGPU through the Dawn binding npm installed", () => {
     copyFileSync(join(FIXTURES, "run-examples.mjs"), join(project, "run-examples.mjs"));
+    if (!existsSync(join(project, "out"))) inProject(process.execPath, [TSC, "-p", "tsconfig.json"]); // when run alone (-t)
     const r = inProject(process.execPath, ["run-examples.mjs", demoModel]);
     expect(r.status, failure(r)).toBe(0);
     const out = resultOf(r);
