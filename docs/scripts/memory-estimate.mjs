@@ -9,7 +9,8 @@
 // (--only gradient-checkpointing, h 768, I 2048, 12 heads, seq 512, 2/4/8 layers on lavapipe, 2026-12-02):
 // 48.2 MiB per layer without checkpointing, where this formula gives 48.0 MiB (the 0.4% is the factor
 // below); with --gradient-checkpointing 1.50 MiB per layer = the layer's input (B·T·h·4 bytes), plus one
-// layer recomputed at a time.
+// layer recomputed at a time. The teacher's no-grad forward adds about one layer: a BA-LoRA step (bench/step.mjs
+// --only step, seq 256, 2 layers) took 17.5 MiB more than the LoRA step, where one layer + its output is 18.8 MiB.
 
 const MODELS = {
   "Llama-2-7B": { h: 4096, I: 11008, L: 32, heads: 32, kv: 32, hd: 128, V: 32000, tied: false, r: 128 },
