@@ -13,7 +13,7 @@ import { regularizersConfig, resolveSettings } from "../dist/train/config.js";
 import { maskedRows, Trainer } from "../dist/train/trainer.js";
 
 const USAGE = `usage: node packages/ba-lora/bench/step.mjs [--json] [--profile] [--steps N] [--only step|gradient-checkpointing]
-                                          [--seq S] [--gc-seq S] [--layers L] [--no-torch] [--profile-rounds N]
+                                          [--warmup N] [--seq S] [--gc-seq S] [--layers L] [--no-torch] [--profile-rounds N]
 
 One optimizer step of the ~110M LLaMA (H 768, 12 layers, 12 heads, I 2048, V 32000 tied; random weights, batch 1,
 half of each sequence a masked prompt, LoRA r 16 on q,k,v,o,gate,up,down) through balora's Trainer on WebGPU:
