@@ -60,7 +60,8 @@ function svg(deps) {
     const { x, y } = pos[n];
     return (
       `<a href="./${n}.html"><rect x="${x}" y="${y}" width="${W}" height="${H}" rx="6" fill="#f4f4f8" stroke="#556"/>` +
-      `<text x="${x + W / 2}" y="${y + H / 2 + 5}" text-anchor="middle" font-family="monospace" font-size="14" fill="#223">@balora/${n}</text></a>`
+      `<text x="${x + W / 2}" y="${y + H / 2 + 5}" text-anchor="middle" font-family="monospace" font-size="14" fill="#223">` +
+      `@balora/${n}</text></a>`
     );
   });
   return [
