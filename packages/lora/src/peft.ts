@@ -112,7 +112,7 @@ function exportConfig(
 /** A peft adapter's two files: adapter_config.json's text and adapter_model.safetensors' bytes (a DirectoryInput). */
 export type AdapterFiles = {
   "adapter_config.json": string;
-  "adapter_model.safetensors": Uint8Array;
+  "adapter_model.safetensors": Uint8Array<ArrayBuffer>;
 };
 
 /**

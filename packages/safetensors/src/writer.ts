@@ -55,7 +55,7 @@ export function prepareSafetensors(tensors: TensorsToWrite, options: WriteOption
  * The bytes of a .safetensors file for `tensors`, exactly as the reference writer (Python
  * `save_file`) would write them: for a browser download, an upload, or parseSafetensors.
  */
-export async function serializeSafetensors(tensors: TensorsToWrite, options: WriteOptions = {}): Promise<Uint8Array> {
+export async function serializeSafetensors(tensors: TensorsToWrite, options: WriteOptions = {}): Promise<Uint8Array<ArrayBuffer>> {
   const file = prepareSafetensors(tensors, options, "<bytes>");
   const out = new Uint8Array(file.byteLength);
   let offset = 0;
