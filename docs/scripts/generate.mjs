@@ -85,6 +85,14 @@ async function apiPages() {
   if (names.join() !== [...PACKAGES].sort().join())
     throw new Error(`typedoc: modules ${names.join(", ")}, expected ${PACKAGES.join(", ")}`);
   await app.generateOutputs(project);
+  // Page titles name the npm package, as users import it.
+  for (const name of names) {
+    const file = join(docs, "api", `${name}.md`);
+    writeFileSync(
+      file,
+      readFileSync(file, "utf8").replace(/^# .*\n/, `# @balora/${name} API\n\n[README and example](../packages/${name}.md)\n`),
+    );
+  }
   log(`api/: ${names.length} packages`);
 }
 
