@@ -15,8 +15,10 @@ const log = (msg) => console.error(`[docs] ${msg}`);
 
 /** A README's links, rewritten for a page at docs/<dir>/<name>.md: sibling packages to their pages, docs/ to guides. */
 export function rewriteLinks(markdown, fromRepoDir) {
-  return markdown.replace(/\[([^\]]*)\]\(([^)\s]+)\)/g, (whole, text, target) => {
+  return markdown.replace(/(!?)\[([^\]]*)\]\(([^)\s]+)\)/g, (whole, bang, text, target) => {
     if (/^[a-z]+:|^#/.test(target)) return whole;
+    // An image beside a README is not part of the site: its alt text and path stay as text.
+    if (bang) return `${text} (\`${join(fromRepoDir, target).replace(/\\/g, "/")}\`)`;
     const [path, anchor] = target.split("#");
     const repoPath = join(fromRepoDir, path).replace(/\\/g, "/").replace(/\/$/, "");
     const hash = anchor ? `#${anchor}` : "";
