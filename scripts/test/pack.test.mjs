@@ -72,8 +72,17 @@ function prepareTypeChecks() {
     typeRoots: [join(repoRoot, "node_modules", "@types")],
     strict: true,
   };
-  // A Node user's project (lib without DOM, as the workspace's own examples are checked); emits the JS run below.
-  const node = { ...base, module: "NodeNext", moduleResolution: "NodeNext", skipLibCheck: true, rootDir: "examples", outDir: "out" };
+  // A user's project (with the DOM lib, as a browser or mixed project has it: examples/browser.ts offer File
+  // downloads); emits the JS run below.
+  const node = {
+    ...base,
+    lib: [...base.lib, "DOM"],
+    module: "NodeNext",
+    moduleResolution: "NodeNext",
+    skipLibCheck: true,
+    rootDir: "examples",
+    outDir: "out",
+  };
   writeFileSync(join(project, "tsconfig.json"), JSON.stringify({ compilerOptions: node, include: ["examples"] }, null, 2));
   // Every entry point's .d.ts compiled without skipLibCheck, as Node and as a bundler with the browser condition sees it.
   const entries = packs.flatMap((p) => Object.keys(readManifest(p.name).exports).map((k) => p.name + k.slice(1)));
