@@ -144,9 +144,37 @@ function onMessage(m: FromWorker, run: RunSettings): void {
 for (const p of PRESETS) if (!form.querySelector(`option[value="${p}"]`)) throw new Error(`preset ${p} missing from the form`);
 for (const d of DATA_SETS) if (!form.querySelector(`option[value="${d}"]`)) throw new Error(`data set ${d} missing from the form`);
 $("probe").textContent = PROBE_QUESTION;
+
+/** A software adapter (SwiftShader, WARP): navigator.gpu's fallback. */
+async function softwareAdapter(): Promise<boolean> {
+  type Info = { isFallbackAdapter?: boolean; description?: string; architecture?: string };
+  const gpu = (navigator as { gpu?: { requestAdapter(o?: object): Promise<{ info?: Info } | null> } }).gpu;
+  const info = (await gpu?.requestAdapter({ powerPreference: "high-performance" }).catch(() => null))?.info;
+  return !!info && (!!info.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|warp/i.test(`${info.description} ${info.architecture}`));
+}
 form.addEventListener("submit", (e) => {
   e.preventDefault();
   active = formRun();
+  // SwiftShader's shader compiler does not finish iclr2026's top-20 entropy kernel before the GPU watchdog
+  // fires: on a software adapter, unless the URL says otherwise, the page trains with top-k 8.
+  void softwareAdapter().then((software) => {
+    if (software && !new URLSearchParams(location.search).has("topk") && active.preset !== "lora" && active.preset !== "pissa") {
+      active = { ...active, topk: 8 };
+      $("note").textContent =
+        "Software WebGPU adapter (e.g. SwiftShader): the diversity term's top-k entropy is set to 8 instead of the preset's 20, " +
+        "whose kernel this adapter's shader compiler does not finish in time.";
+    }
+    start(active);
+  });
+});
+// SwiftShader's shader compiler does not finish iclr2026's top-20 entropy kernel before the GPU watchdog
+// fires: on a software adapter, unless the URL says otherwise, the page trains with top-k 8.
+void softwareAdapter().then((software) => {
+  if (software && !new URLSearchParams(location.search).has("topk") && active.preset !== "lora" && active.preset !== "pissa") {
+    active = { ...active, topk: 8 };
+    $("note").textContent =
+      "Software WebGPU adapter (e.g. SwiftShader): the diversity term's top-k entropy is set to 8 instead of the preset's 20, " +
+      "whose kernel this adapter's shader compiler does not finish in time.";
+  }
   start(active);
 });
-start(active);

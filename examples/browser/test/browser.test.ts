@@ -393,6 +393,18 @@ describe.skipIf(why !== null)(`the browser example in headless Chromium${why ? `
     const spread = logits[1].reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     const diff = logits[0].reduce((m, v, i) => Math.max(m, Math.abs(v - logits[1][i])), 0);
     expect(diff).toBeLessThanOrEqual(1e-3 * spread);
+
+    // the button restarts training with the form's settings (and puts them in the URL)
+    await page.locator('input[name="steps"]').fill("2");
+    await page.locator('select[name="preset"]').selectOption("lora");
+    await page.locator("#restart").click();
+    await page.waitForFunction(
+      () => document.body.dataset.state === "done" && document.getElementById("balora-log")!.textContent!.trim().split("\n").length === 2,
+      null,
+      { timeout: 120_000 },
+    );
+    expect(runFromQuery(new URL(page.url()).search)).toEqual({ ...RUN, steps: 2, preset: "lora" });
+    expect(await page.locator("svg.chart").evaluateAll((s) => s.map((e) => e.getAttribute("data-series")))).toEqual(["loss", "task_loss"]);
   }, 600_000);
 
   for (const [label, extra] of [
