@@ -11,7 +11,7 @@ import { onCpu, testBackend } from "./helpers.js";
 import { buildInstructionDataset, collateCausal, padTokenIdOf } from "../src/data/instruction.js";
 import { ALPACA_COT_PROMPT } from "../src/data/prompt.js";
 import { parseRecords } from "../src/data/records.js";
-import { batchTensors } from "../src/train/batch-loss.js";
+import { batchLoss, batchTensors, fusedHeadOf } from "../src/train/batch-loss.js";
 import { checkpointFiles, restoreCheckpoint } from "../src/train/checkpoint.js";
 import { regularizersConfig, resolveSettings, type TrainSettings } from "../src/train/config.js";
 import { type StepRow, Trainer, TrainingError } from "../src/train/trainer.js";
@@ -197,5 +197,39 @@ describe("Trainer", () => {
     expect(maxRelDiff(await params(second.model), await params(whole.model))).toBeLessThanOrEqual(tol);
     whole.trainer.dispose();
     second.trainer.dispose();
+  });
+});
+
+describe("batchLoss", () => {
+  it("the fused head on the supervised rows alone gives the materialised path's loss, terms and gradients", async () => {
+    // iclr2026 at step 50 of 100 (every λ on), one batch with prompt and padding rows: the fused path
+    // packs the supervised rows before the LM head; the materialised path forms logits on every row.
+    const { model, examples, padTokenId } = await setup({ preset: "iclr2026" });
+    const batch = collateCausal(examples.slice(0, 4), padTokenId);
+    expect(batch.supervisedTokens).toBeLessThan(batch.batchSize * (batch.seqLength - 1) * 0.8);
+    const loss = new BaLoraLoss(resolveConfig({ preset: "iclr2026" }), { warn: () => {} });
+    const once = async (head: ReturnType<typeof fusedHeadOf>) => {
+      const r = batchLoss(model, loss, batch, { step: 50, totalSteps: 100, numItems: batch.supervisedTokens, head });
+      T.backward(r.loss);
+      const values = { loss: await r.loss.item(), task: await r.task.item() } as Record<string, number>;
+      for (const [k, t] of Object.entries(r.terms)) values[k] = await t.item();
+      BaLoraLoss.dispose(r);
+      const grads = Object.fromEntries(
+        await Promise.all(model.namedTrainableParameters().map(async ([n, p]) => [n, Array.from(await p.grad!.data())] as const)),
+      );
+      for (const [, p] of model.namedTrainableParameters()) {
+        p.grad?.dispose();
+        p.grad = null;
+      }
+      return { values, grads };
+    };
+    const head = fusedHeadOf(model);
+    expect(head).not.toBeNull();
+    const packed = await once(head);
+    const materialised = await once(null);
+    expect(Object.keys(packed.values).sort()).toEqual(["consistency", "diversity", "loss", "svd", "task"]);
+    for (const k of Object.keys(materialised.values))
+      expect(Math.abs(packed.values[k] - materialised.values[k]), k).toBeLessThan(1e-9 * Math.max(1, Math.abs(materialised.values[k])));
+    expect(maxRelDiff(packed.grads, materialised.grads)).toBeLessThan(1e-8);
   });
 });

@@ -238,6 +238,13 @@ export interface LoadAdapterOptions {
   trainable?: boolean;
   /** Activate it (default true). */
   activate?: boolean;
+  /**
+   * The adapter's initial state (a peft adapter directory, e.g. `balora train`'s OUT/initial_adapter).
+   * With a PiSSA config the base becomes the residual W − s·B₀A₀ of these tensors instead of PiSSA
+   * being re-run, so a randomized (`pissa_niter_N`) run gets back the residual it trained on; the
+   * initial state is also the teacher's (as after `loadInitialState`). Ignored for other inits.
+   */
+  initialState?: DirectoryInput;
 }
 
 /**
@@ -252,15 +259,26 @@ export async function loadAdapter(model: T.Module, dir: DirectoryInput, opts: Lo
   const config = await readAdapterConfig(directory);
   const weights = await directory.open(WEIGHTS_FILE);
   if (!weights) throw await missingWeights(directory);
+  const init = config.init_lora_weights;
+  const residualFromInitial = typeof init === "string" && init.startsWith("pissa") && opts.initialState !== undefined;
   let injected: string[];
   try {
-    // peft re-runs PiSSA when a config still says so (it mutates the base): do the same.
-    injected = injectAdapter(model, config, { adapterName: name, activate: false }).targets;
+    // peft re-runs PiSSA when a config still says so (it mutates the base): do the same, unless the
+    // initial state is given (then the residual comes from it, below).
+    injected = injectAdapter(model, residualFromInitial ? { ...config, init_lora_weights: "gaussian" } : config, {
+      adapterName: name,
+      activate: false,
+    }).targets;
+    if (residualFromInitial) adapterConfigs(model).set(name, config);
   } catch (e) {
     await weights.close();
     throw new AdapterFormatError(`${directory.labelOf(CONFIG_FILE)}: ${(e as Error).message}`);
   }
   try {
+    if (residualFromInitial) {
+      await loadInitialState(model, opts.initialState!, { adapterName: name });
+      for (const path of injected) pissaResidual(model.getSubmodule(path) as LoraLinear, name);
+    }
     await copyWeights(model, name, config, injected, directory, weights, (st) => st.params);
   } catch (e) {
     deleteAdapter(model, name); // leave the model as it was
@@ -275,6 +293,21 @@ export async function loadAdapter(model: T.Module, dir: DirectoryInput, opts: Lo
     if (st) for (const t of Object.values(st.params)) t.requiresGrad = !!opts.trainable;
   }
   if (opts.activate ?? true) setAdapter(model, name);
+}
+
+/** PiSSA's base from a known initial state: W_res = W − s·B₀A₀ (f32 math, one rounding for 16-bit bases). */
+function pissaResidual(layer: LoraLinear, name: string): void {
+  const st = layer.adapters.get(name)!;
+  const w = layer.base_layer.weight;
+  const residual = T.noGrad(() =>
+    T.tidy(() => {
+      const delta = T.matmul(st.initial![LORA_B], st.initial![LORA_A]);
+      const res = T.sub(T.cast(w, "f32"), T.mul(delta, st.scaling));
+      return w.dtype === "f32" ? T.contiguous(res) : T.cast(res, w.dtype);
+    }),
+  );
+  layer.setBaseWeight(residual);
+  st.variant.reinit?.(st, residual);
 }
 
 /**

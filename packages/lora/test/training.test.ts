@@ -136,4 +136,30 @@ describe("the initial state of an adapter that was saved", () => {
     expect(pissa.init_lora_weights).toBe("pissa");
     expect(JSON.parse(trained["adapter_config.json"]).init_lora_weights).toBe(true);
   });
+
+  it("a randomized-PiSSA adapter loads onto the original base with the residual of its initial state (initialState)", async () => {
+    const b = T.cpuBackend();
+    const input = x(b);
+    const config = { target_modules: ["q_proj", "v_proj", "down_proj"], r: 2, lora_alpha: 4, init_lora_weights: "pissa_niter_1" } as const;
+    // The run: PiSSA with seed 7 rewrites the base to its residual; training moves the adapter.
+    const run = new TinyNet(b);
+    L.injectAdapter(run, config, { seed: 7 });
+    const initialFiles = await L.adapterFiles(run, { initLoraWeights: "pissa_niter_1" });
+    for (const [, p] of run.namedTrainableParameters()) T.copyInto(p, T.add(p, 0.25));
+    const trained = await L.adapterFiles(run, { initLoraWeights: "pissa_niter_1" });
+    const expected = Array.from(await T.noGrad(() => run.forward(input)).data());
+    const teacher = Array.from(await L.withInitialAdapters(run, () => T.noGrad(() => run.forward(input)).data()));
+    const maxDiff = (a: number[], e: number[]) => Math.max(...a.map((v, i) => Math.abs(v - e[i])));
+    // Re-running the randomized SVD (peft's way, another seed) gives another residual: other logits.
+    const rerun = new TinyNet(b);
+    await L.loadAdapter(rerun, trained);
+    expect(maxDiff(Array.from(await T.noGrad(() => rerun.forward(input)).data()), expected)).toBeGreaterThan(1e-3);
+    // From the initial state: the run's residual (to the f32 rounding of the saved B₀, A₀), so the run's logits and its teacher.
+    const exact = new TinyNet(b);
+    await L.loadAdapter(exact, trained, { initialState: initialFiles });
+    expect(maxDiff(Array.from(await T.noGrad(() => exact.forward(input)).data()), expected)).toBeLessThan(1e-6);
+    const again = Array.from(await L.withInitialAdapters(exact, () => T.noGrad(() => exact.forward(input)).data()));
+    expect(maxDiff(again, teacher)).toBeLessThan(1e-6);
+    expect(L.adapterConfigs(exact).get("default")!.init_lora_weights).toBe("pissa_niter_1");
+  });
 });

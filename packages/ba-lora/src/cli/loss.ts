@@ -19,7 +19,16 @@ import { batchLoss, fusedHeadOf } from "../train/batch-loss.js";
 import { CliError, type FlagSpecs, integer, parse, UsageError } from "./args.js";
 import { parseFields, readRecords, readTemplate } from "./data-file.js";
 import type { Command } from "./main.js";
-import { ADAPTER_FLAG, checkAdapterDir, cliBackend, MODEL_FLAG, readModelConfig, requireTokensFit } from "./model.js";
+import {
+  ADAPTER_FLAG,
+  checkAdapterDir,
+  cliBackend,
+  INITIAL_ADAPTER_DIR,
+  loadAdapterForCli,
+  MODEL_FLAG,
+  readModelConfig,
+  requireTokensFit,
+} from "./model.js";
 import { loadPlugins } from "./plugins.js";
 import { progress } from "./progress.js";
 import {
@@ -212,13 +221,13 @@ export const lossCommand: Command = {
     );
     const model = await loadModel(a.model!, { backend });
     if (!(model instanceof CausalLM)) throw new CliError(`--model ${a.model}: ${model.config.architecture} is not a *ForCausalLM model`);
-    if (a.adapter) await loadAdapter(model, a.adapter);
+    if (a.adapter) await loadAdapterForCli(model, a.adapter);
 
     // The teacher, and how each batch runs: `outer` wraps the whole batch (the student's view), `teacherView` the teacher's forward.
     let teacher: TeacherKind;
     let outer = <R>(fn: () => R): R => fn();
     let teacherView: (<R>(fn: () => R) => R) | undefined;
-    const initialDir = a.adapter ? join(a.adapter, "initial_adapter") : null;
+    const initialDir = a.adapter ? join(a.adapter, INITIAL_ADAPTER_DIR) : null;
     if (a.teacherAdapter && a.adapter) {
       teacher = "teacher-adapter";
       try {

@@ -53,9 +53,26 @@ export async function checkAdapterDir(dir: string, flag = "--adapter"): Promise<
 export async function loadForCli(modelDir: string, adapterDir?: string): Promise<{ model: LanguageModel; backend: T.Backend }> {
   const backend = await cliBackend();
   const model = await loadModel(modelDir, { backend });
-  if (adapterDir) await loadAdapter(model, adapterDir);
+  if (adapterDir) await loadAdapterForCli(model, adapterDir);
   return { model, backend };
 }
+
+/**
+ * Loads a peft adapter into the model; a `balora train` output (an initial_adapter/ folder beside the
+ * files) gives PiSSA's residual from that initial state, so a randomized `pissa_niter_N` run reproduces
+ * the base it trained on (peft, and a folder without it, re-run PiSSA instead).
+ */
+export async function loadAdapterForCli(model: LanguageModel, adapterDir: string): Promise<void> {
+  const initialDir = join(adapterDir, INITIAL_ADAPTER_DIR);
+  const hasInitial = await stat(join(initialDir, "adapter_model.safetensors")).then(
+    (st) => st.isFile(),
+    () => false,
+  );
+  await loadAdapter(model, adapterDir, hasInitial ? { initialState: initialDir } : {});
+}
+
+/** Where `balora train` writes the adapter's initial state (the teacher) inside its output folder. */
+export const INITIAL_ADAPTER_DIR = "initial_adapter";
 
 /** The largest storage binding of the backend in bytes (Infinity for the CPU backend). */
 export function bindingLimit(backend: T.Backend): number {

@@ -40,7 +40,7 @@ import { onInterrupt, registerTemp, signalExitCode, unregisterTemp } from "./cle
 import { readRecords, readTemplate } from "./data-file.js";
 import { requireDir, requireFile } from "./inputs.js";
 import type { Command } from "./main.js";
-import { checkAdapterDir, cliBackend, readModelConfig, requireTokensFit, writeModelDir } from "./model.js";
+import { checkAdapterDir, cliBackend, INITIAL_ADAPTER_DIR, readModelConfig, requireTokensFit, writeModelDir } from "./model.js";
 import { OVERWRITE_FLAG, planOutput, writeDirOutput } from "./output.js";
 import { isQuiet, progress } from "./progress.js";
 import { loadPlugins } from "./plugins.js";
@@ -163,7 +163,6 @@ const RUN_KEYS = [
 const SEQ_CLS_MODULES = ["classifier", "score"] as const;
 
 export const CONFIG_FILE = "training_config.json";
-export const INITIAL_ADAPTER_DIR = "initial_adapter";
 const CHECKPOINT_RE = /^checkpoint-(\d+)$/;
 
 export interface TrainPaths {

@@ -1,8 +1,16 @@
 // One micro-batch through the student (and, when a term needs it, the teacher: the same model with each
 // adapter at its initial state) into the BA-LoRA loss; shared by the trainer and `balora loss`; and eval.
 import { withInitialAdapters } from "@balora/lora";
-import { CausalLM, type LanguageModel } from "@balora/models";
-import { BaLoraLoss, factoredLogits, LmHead, type LogitsSource, type LossBatch, type LossResult } from "@balora/regularizers";
+import { CausalLM, type LanguageModel, supervisedRows } from "@balora/models";
+import {
+  BaLoraLoss,
+  BUILT_IN_REGULARIZERS,
+  factoredLogits,
+  LmHead,
+  type LogitsSource,
+  type LossBatch,
+  type LossResult,
+} from "@balora/regularizers";
 import * as T from "@balora/tensor";
 import type { ClassificationBatch } from "../data/classification.js";
 import type { CausalBatch } from "../data/instruction.js";
@@ -52,18 +60,78 @@ export function batchTensors(batch: TrainBatch, backend: T.Backend): { ids: T.Te
 }
 
 /**
+ * Whether the loss reads only the supervised rows (so the LM head may skip the others): the shifted
+ * mask, built-in terms only (a plugin may read any row) and the SVD term over the stacked batch.
+ */
+function readsSupervisedRowsOnly(loss: BaLoraLoss): boolean {
+  const { taskType, maskMode, terms } = loss.config;
+  if (taskType !== "nlg" || maskMode !== "shifted") return false;
+  return terms.every(
+    (t) =>
+      t.regularizer === BUILT_IN_REGULARIZERS[t.name as keyof typeof BUILT_IN_REGULARIZERS] &&
+      (t.name !== "svd" || (t.options as { scope?: string }).scope === "batch"),
+  );
+}
+
+/** A causal batch's supervised rows, packed: what the loss sees in place of the [B, T] rows. */
+interface PackedRows {
+  /** [M + 1] i32 flattened positions b·T + t: the M supervised rows in order, then a filler row. */
+  rows: T.Tensor;
+  /** [1, M + 1] i32: −100, then row j's target at j + 1, so the causal shift gives row j its target and the filler none. */
+  labels: T.Tensor;
+}
+
+/**
+ * Gathers the supervised rows of a causal batch for the fused head: the LM head then runs on M + 1 rows
+ * instead of B·T (prompt and padding rows skipped), with the same values and gradients under the
+ * shifted mask, where no term counts the other rows. The filler row (the first position) is masked by the shift.
+ */
+function packSupervisedRows(batch: CausalBatch, backend: T.Backend): PackedRows {
+  const { rows, targets } = supervisedRows(batch.labels, batch.batchSize, batch.seqLength);
+  const positions = new Int32Array(rows.length + 1);
+  positions.set(rows);
+  const labels = new Int32Array(rows.length + 1).fill(-100);
+  labels.set(targets, 1);
+  return {
+    rows: T.tensor(positions, [positions.length], { backend, dtype: "i32" }),
+    labels: T.tensor(labels, [1, labels.length], { backend, dtype: "i32" }),
+  };
+}
+
+/** The final hidden states [B, T, h] reduced to the packed rows [1, M + 1, h]. */
+function packedHidden(hidden: T.Tensor, packed: PackedRows): T.Tensor {
+  const h = hidden.shape[hidden.rank - 1];
+  const flat = T.reshape(hidden, [-1, h]);
+  const picked = T.embedding(flat, packed.rows);
+  const out = T.reshape(picked, [1, -1, h]);
+  for (const t of [flat, hidden, picked]) t.dispose();
+  return out;
+}
+
+/**
+ * The student's (or, under the teacher view, the teacher's) logits source for a batch: factored
+ * through the fused head (on the packed rows when given), else materialised logits.
+ */
+function logitsSource(model: LanguageModel, head: LmHead | null, ids: T.Tensor, mask: T.Tensor, packed: PackedRows | null): LogitsSource {
+  if (!head || !(model instanceof CausalLM)) return model.forward(ids, { attentionMask: mask });
+  const hidden = model.model.forward(ids, { attentionMask: mask });
+  return factoredLogits(packed ? packedHidden(hidden, packed) : hidden, head);
+}
+
+const disposeSource = (s: LogitsSource) => (s instanceof T.Tensor ? s : s.hidden).dispose();
+
+/**
  * The loss of one micro-batch (device scalars, no readback): the student's forward with autograd, the
  * teacher's without (only when an active term reads it), then `loss.compute`. The caller backpropagates
- * `result.loss`, reads what it logs, then `BaLoraLoss.dispose(result)`.
+ * `result.loss`, reads what it logs, then `BaLoraLoss.dispose(result)`. With the fused head and a loss
+ * that reads only supervised rows, the head runs on those rows alone.
  */
 export function batchLoss(model: LanguageModel, loss: BaLoraLoss, batch: TrainBatch, opts: BatchLossOptions): LossResult {
   const backend = model.model.embed_tokens.weight.backend;
   const { ids, mask, labels } = batchTensors(batch, backend);
+  const packed = opts.head && isCausalBatch(batch) && readsSupervisedRowsOnly(loss) ? packSupervisedRows(batch, backend) : null;
   try {
-    const forward = (): LogitsSource =>
-      opts.head && model instanceof CausalLM
-        ? factoredLogits(model.model.forward(ids, { attentionMask: mask }), opts.head)
-        : model.forward(ids, { attentionMask: mask });
+    const forward = () => logitsSource(model, opts.head, ids, mask, packed);
     const student = forward();
     const view = opts.teacherView ?? (<R>(fn: () => R): R => withInitialAdapters(model, fn));
     const teacher = loss.needsTeacher ? view(() => T.noGrad(forward)) : null;
@@ -71,17 +139,18 @@ export function batchLoss(model: LanguageModel, loss: BaLoraLoss, batch: TrainBa
       return loss.compute({
         student,
         teacher,
-        labels,
+        labels: packed ? packed.labels : labels,
         step: opts.step,
         totalSteps: opts.totalSteps,
         numItems: opts.numItems,
-        accumulated: opts.accumulated,
+        // Packed rows are one sequence to the loss: the per-sequence mean (batchmean) keeps the batch's count.
+        accumulated: packed ? { sequences: batch.batchSize, ...opts.accumulated } : opts.accumulated,
       });
     } finally {
-      for (const s of [student, teacher]) if (s) (s instanceof T.Tensor ? s : s.hidden).dispose();
+      for (const s of [student, teacher]) if (s) disposeSource(s);
     }
   } finally {
-    for (const t of [ids, mask, labels]) t.dispose();
+    for (const t of [ids, mask, labels, packed?.rows, packed?.labels]) t?.dispose();
   }
 }
 
@@ -110,17 +179,22 @@ export async function evalBatch(
   const nlu = !isCausalBatch(batch);
   const count = isCausalBatch(batch) ? batch.supervisedTokens : batch.batchSize;
   const { ids, mask, labels } = batchTensors(batch, backend);
+  const packed = head && isCausalBatch(batch) && readsSupervisedRowsOnly(taskLoss) ? packSupervisedRows(batch, backend) : null;
   try {
     const out = T.noGrad(() => {
-      const student: LogitsSource =
-        head && model instanceof CausalLM
-          ? factoredLogits(model.model.forward(ids, { attentionMask: mask }), head)
-          : model.forward(ids, { attentionMask: mask });
-      const r = taskLoss.compute({ student, teacher: null, labels, step: 0, totalSteps: 1, numItems: count });
+      const student = logitsSource(model, head, ids, mask, packed);
+      const r = taskLoss.compute({
+        student,
+        teacher: null,
+        labels: packed ? packed.labels : labels,
+        step: 0,
+        totalSteps: 1,
+        numItems: count,
+      });
       const task = T.detach(r.task);
       BaLoraLoss.dispose(r);
       const hits = nlu ? T.sum(T.eq(T.cast(T.argmax(student as T.Tensor), "f32"), T.cast(labels, "f32"))) : null;
-      (student instanceof T.Tensor ? student : student.hidden).dispose();
+      disposeSource(student);
       return { task, hits };
     });
     const [mean, hits] = await Promise.all([out.task.item(), out.hits?.item()]);
@@ -128,6 +202,6 @@ export async function evalBatch(
     out.hits?.dispose();
     return { lossSum: mean * count, count, ...(nlu ? { correct: hits } : {}) };
   } finally {
-    for (const t of [ids, mask, labels]) t.dispose();
+    for (const t of [ids, mask, labels, packed?.rows, packed?.labels]) t?.dispose();
   }
 }
