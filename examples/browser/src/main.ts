@@ -38,6 +38,8 @@ function formRun(): RunSettings {
   return runFromQuery(`?${new URLSearchParams([...f.entries()].map(([k, v]) => [k, String(v)])).toString()}`);
 }
 
+/** The settings of the run in progress. */
+let active: RunSettings = runFromQuery(location.search);
 let worker: Worker | null = null;
 let runId = 0;
 let series: Map<string, LiveChart> = new Map();
@@ -67,16 +69,13 @@ function start(run: RunSettings): void {
 
 function makeWorker(): Worker {
   const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
-  w.onmessage = (e: MessageEvent<FromWorker>) => onMessage(e.data, formRunOf());
+  w.onmessage = (e: MessageEvent<FromWorker>) => onMessage(e.data, active);
   w.onerror = (e) => {
     status.textContent = `the worker failed: ${e.message}`;
     document.body.dataset.state = "error";
   };
   return w;
 }
-
-let active: RunSettings = runFromQuery(location.search);
-const formRunOf = () => active;
 
 function onMessage(m: FromWorker, run: RunSettings): void {
   if (m.id !== runId) return; // a previous run's last words

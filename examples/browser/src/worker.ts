@@ -97,8 +97,13 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
   current = msg.id;
   queue = queue.then(() =>
-    run(msg).catch((err: unknown) =>
-      post({ type: "error", id: msg.id, message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }),
-    ),
+    run(msg).catch(async (err: unknown) => {
+      post({ type: "error", id: msg.id, message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+      if (err instanceof T.DeviceError) {
+        // a lost device: the next start asks for a new one
+        backend = null;
+        await T.releaseWebGPU().catch(() => {});
+      }
+    }),
   );
 };
