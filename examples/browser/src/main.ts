@@ -94,8 +94,8 @@ function onMessage(m: FromWorker, run: RunSettings): void {
       $("device").textContent = `WebGPU adapter: ${m.device}; ${m.trainable}; ${m.examples} training examples; ${m.adapter} init`;
       if (m.software && run.topk === null && m.terms.includes("diversity"))
         $("device").textContent +=
-          ". This is a software adapter (e.g. SwiftShader): its shader compiler can take minutes on the diversity term's " +
-          "top-20 kernel (and lose the device); restart with top-k entropy 8 if the first step does not come.";
+          ". This is a software adapter (e.g. SwiftShader): it cannot run the diversity term's top-20 kernel " +
+          "(the device is lost after minutes); restart with top-k entropy 8.";
       const names = ["loss", "task_loss", ...m.terms];
       names.forEach((n, i) => {
         const chart = new LiveChart(n, SERIES_COLORS[n] ?? FALLBACK_COLORS[i % FALLBACK_COLORS.length], run.steps);
@@ -166,14 +166,14 @@ form.addEventListener("submit", (e) => {
     start(active);
   });
 });
-// SwiftShader's shader compiler does not finish iclr2026's top-20 entropy kernel before the GPU watchdog
-// fires: on a software adapter, unless the URL says otherwise, the page trains with top-k 8.
+// SwiftShader cannot run iclr2026's top-20 entropy kernel (its GPU process ends after minutes, the
+// device is lost): on a software adapter, unless the URL says otherwise, the page trains with top-k 8.
 void softwareAdapter().then((software) => {
   if (software && !new URLSearchParams(location.search).has("topk") && active.preset !== "lora" && active.preset !== "pissa") {
     active = { ...active, topk: 8 };
     $("note").textContent =
       "Software WebGPU adapter (e.g. SwiftShader): the diversity term's top-k entropy is set to 8 instead of the preset's 20, " +
-      "whose kernel this adapter's shader compiler does not finish in time.";
+      "whose kernel this adapter cannot run (the device is lost after minutes).";
   }
   start(active);
 });
