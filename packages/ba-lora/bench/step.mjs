@@ -7,6 +7,7 @@ import { injectAdapter, withInitialAdapters } from "@balora/lora";
 import { buildModel, parseConfig } from "@balora/models";
 import { BaLoraLoss, factoredLogits, resolveConfig } from "@balora/regularizers";
 import * as T from "@balora/tensor";
+import { llamaConfig, randomWeights, resultPrinter } from "../../../scripts/bench/common.mjs";
 import { collateCausal } from "../dist/data/instruction.js";
 import { batchTensors } from "../dist/train/batch-loss.js";
 import { regularizersConfig, resolveSettings } from "../dist/train/config.js";
@@ -54,33 +55,13 @@ const gcSeq = Number(opt("--gc-seq", 512));
 const layers = Number(opt("--layers", 12));
 const only = opt("--only", null);
 const profileRounds = Number(opt("--profile-rounds", 2));
-const out = (o) =>
-  console.log(
-    json
-      ? JSON.stringify(o)
-      : Object.entries(o)
-          .map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : typeof v === "object" ? JSON.stringify(v) : v}`)
-          .join("  "),
-  );
+const out = resultPrinter(json);
 const progress = (msg) => console.error(`[ba-lora step] ${msg}`);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const MB = 2 ** 20;
 const round = (x, d = 4) => +x.toPrecision(d);
 
-const HF_CONFIG = {
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-  vocab_size: 32000,
-  hidden_size: 768,
-  intermediate_size: 2048,
-  num_hidden_layers: layers,
-  num_attention_heads: 12,
-  num_key_value_heads: 12,
-  max_position_embeddings: 1024,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  tie_word_embeddings: true,
-};
+const HF_CONFIG = llamaConfig({ layers });
 const TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 const R = 16;
 const ALPHA = 32;
@@ -93,18 +74,7 @@ const cfg = parseConfig(HF_CONFIG);
 
 /** Random weights built in memory (the same values for the same seed: the forward bench's recipe). */
 function randomModel(seed) {
-  const rng = new T.Rng(seed);
-  return buildModel(
-    cfg,
-    (_n, shape) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const v = new Float32Array(n);
-      const std = shape.length === 1 ? 0 : 1 / Math.sqrt(shape[1]);
-      for (let i = 0; i < n; i++) v[i] = shape.length === 1 ? 1 : rng.normal() * std;
-      return T.tensor(v, shape, { backend });
-    },
-    backend,
-  );
+  return buildModel(cfg, randomWeights(T, backend, seed), backend);
 }
 
 /** Token-id examples of length S: the first half a prompt (labels −100), the second half supervised. */

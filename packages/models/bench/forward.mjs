@@ -3,46 +3,21 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import * as T from "@balora/tensor";
+import { llamaConfig, randomWeights, resultPrinter } from "../../../scripts/bench/common.mjs";
 import { buildModel, parseConfig } from "../dist/index.js";
 
 const json = process.argv.includes("--json");
-const out = (o) =>
-  console.log(
-    json
-      ? JSON.stringify(o)
-      : Object.entries(o)
-          .map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`)
-          .join("  "),
-  );
+const out = resultPrinter(json);
 const SEQ = 256;
-const raw = {
-  architectures: ["LlamaForCausalLM"],
-  model_type: "llama",
-  vocab_size: 32000,
-  hidden_size: 768,
-  intermediate_size: 2048,
-  num_hidden_layers: 12,
-  num_attention_heads: 12,
-  num_key_value_heads: 12,
-  max_position_embeddings: 1024,
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000,
-  tie_word_embeddings: true,
-};
+const raw = llamaConfig();
 const cfg = parseConfig(raw);
 const backend = await T.initWebGPU();
 const params = { total: 0 };
-const rng = new T.Rng(0);
 const model = buildModel(
   cfg,
-  (_name, shape) => {
-    const n = shape.reduce((a, b) => a * b, 1);
+  randomWeights(T, backend, 0, (n) => {
     params.total += n;
-    const v = new Float32Array(n);
-    const std = shape.length === 1 ? 0 : 1 / Math.sqrt(shape[1]);
-    for (let i = 0; i < n; i++) v[i] = shape.length === 1 ? 1 : rng.normal() * std;
-    return T.tensor(v, shape, { backend });
-  },
+  }),
   backend,
 );
 const { hiddenSize: H, intermediateSize: I, numLayers: L, numHeads: Hq, numKvHeads: Hkv, headDim: D, vocabSize: V } = cfg;

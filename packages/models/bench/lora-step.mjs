@@ -4,7 +4,10 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { injectAdapter } from "@balora/lora";
 import * as T from "@balora/tensor";
+import { llamaConfig, randomWeights, resultPrinter } from "../../../scripts/bench/common.mjs";
 import { buildModel, parseConfig, supervisedRows } from "../dist/index.js";
+
+const hfConfig = (c) => llamaConfig({ ...c, tied: false });
 
 const args = process.argv.slice(2);
 if (args.includes("--help")) {
@@ -17,14 +20,7 @@ const json = args.includes("--json");
 const profile = args.includes("--profile");
 const only = args.includes("--config") ? args[args.indexOf("--config") + 1] : null;
 const steps = args.includes("--steps") ? Number(args[args.indexOf("--steps") + 1]) : 5;
-const out = (o) =>
-  console.log(
-    json
-      ? JSON.stringify(o)
-      : Object.entries(o)
-          .map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`)
-          .join("  "),
-  );
+const out = resultPrinter(json);
 const progress = (msg) => console.error(`[lora-step] ${msg}`);
 
 export const CONFIGS = {
@@ -32,37 +28,9 @@ export const CONFIGS = {
   h512: { hidden: 512, layers: 8, heads: 8, intermediate: 2048, vocab: 8192, batch: 4, seq: 128 },
 };
 
-function hfConfig(c) {
-  return {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    vocab_size: c.vocab,
-    hidden_size: c.hidden,
-    intermediate_size: c.intermediate,
-    num_hidden_layers: c.layers,
-    num_attention_heads: c.heads,
-    num_key_value_heads: c.heads,
-    max_position_embeddings: 1024,
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000,
-    tie_word_embeddings: false,
-  };
-}
-
 async function balora(name, c) {
   const backend = await T.initWebGPU();
-  const rng = new T.Rng(0);
-  const model = buildModel(
-    parseConfig(hfConfig(c)),
-    (_n, shape) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const v = new Float32Array(n);
-      const std = shape.length === 1 ? 0 : 1 / Math.sqrt(shape[1]);
-      for (let i = 0; i < n; i++) v[i] = shape.length === 1 ? 1 : rng.normal() * std;
-      return T.tensor(v, shape, { backend });
-    },
-    backend,
-  );
+  const model = buildModel(parseConfig(hfConfig(c)), randomWeights(T, backend, 0), backend);
   injectAdapter(model, { r: 16, lora_alpha: 32, target_modules: "all-linear", init_lora_weights: true }, { seed: 1 });
   const opt = new T.AdamW(model.namedTrainableParameters(), { lr: 1e-4, weightDecay: 0 });
   const ids = T.randint([c.batch, c.seq], 0, c.vocab, { backend, seed: 2 });

@@ -2,17 +2,11 @@
 // LLaMA at seq 256, fused over the vocabulary vs materialised logits, in one run: time and peak memory.
 import * as T from "@balora/tensor";
 import { buildModel, parseConfig } from "@balora/models";
+import { llamaConfig, randomWeights, resultPrinter } from "../../../scripts/bench/common.mjs";
 import { BaLoraLoss, factoredLogits, LmHead } from "../dist/index.js";
 
 const json = process.argv.includes("--json");
-const out = (o) =>
-  console.log(
-    json
-      ? JSON.stringify(o)
-      : Object.entries(o)
-          .map(([k, v]) => `${k}=${typeof v === "number" ? +v.toPrecision(4) : v}`)
-          .join("  "),
-  );
+const out = resultPrinter(json);
 const SEQ = 256;
 const vocabs = (process.env.BALORA_BENCH_VOCABS ?? "32000,256000").split(",").map(Number);
 const backend = await T.initWebGPU();
@@ -35,33 +29,9 @@ backend.upload = (dtype, values) => {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 for (const V of vocabs) {
-  const raw = {
-    architectures: ["LlamaForCausalLM"],
-    model_type: "llama",
-    vocab_size: V,
-    hidden_size: 768,
-    intermediate_size: 2048,
-    num_hidden_layers: 12,
-    num_attention_heads: 12,
-    num_key_value_heads: 12,
-    max_position_embeddings: 1024,
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000,
-    tie_word_embeddings: true,
-  };
+  const raw = llamaConfig({ vocab: V });
   const cfg = parseConfig(raw);
-  const rng = new T.Rng(0);
-  const model = buildModel(
-    cfg,
-    (_name, shape) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const v = new Float32Array(n);
-      const std = shape.length === 1 ? 0 : 1 / Math.sqrt(shape[1]);
-      for (let i = 0; i < n; i++) v[i] = shape.length === 1 ? 1 : rng.normal() * std;
-      return T.tensor(v, shape, { backend });
-    },
-    backend,
-  );
+  const model = buildModel(cfg, randomWeights(T, backend, 0), backend);
   const ids = T.randint([1, SEQ], 0, V, { backend, seed: 1 });
   // The denominator: the model's forward (logits), median of 3 after a warm-up.
   const forward = async () => {
