@@ -167,7 +167,8 @@ describe("the packages as npm installs them", () => {
   it("bundles every package for the browser from the installed tarballs: no Node-only import is reached", async () => {
     // The `browser` conditions as published: safetensors' and ba-lora's entry points, tensor's #dawn stub.
     const names = packs.map((p) => p.name);
-    const code = `${names.map((n, i) => `import * as P${i} from "${n}";`).join("\n")}\nexport { ${names.map((_, i) => `P${i}`).join(", ")} };\n`;
+    const imports = names.map((n, i) => `import * as P${i} from "${n}";`).join("\n");
+    const code = `${imports}\nexport { ${names.map((_, i) => `P${i}`).join(", ")} };\n`;
     const bundle = await bundleForBrowser({ code, root: project });
     expect(bundle.nodeImports).toEqual([]);
     expect(nodeReferences(bundle.code)).toEqual([]);
