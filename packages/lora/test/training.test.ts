@@ -140,7 +140,12 @@ describe("the initial state of an adapter that was saved", () => {
   it("a randomized-PiSSA adapter loads onto the original base with the residual of its initial state (initialState)", async () => {
     const b = T.cpuBackend();
     const input = x(b);
-    const config = { target_modules: ["q_proj", "v_proj", "down_proj"], r: 2, lora_alpha: 4, init_lora_weights: "pissa_niter_1" } as const;
+    const config: Partial<L.LoraConfig> = {
+      target_modules: ["q_proj", "v_proj", "down_proj"],
+      r: 2,
+      lora_alpha: 4,
+      init_lora_weights: "pissa_niter_1",
+    };
     // The run: PiSSA with seed 7 rewrites the base to its residual; training moves the adapter.
     const run = new TinyNet(b);
     L.injectAdapter(run, config, { seed: 7 });
