@@ -9,12 +9,12 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
-import { inflateSync } from "node:zlib";
 import { ALPACA_COT_PROMPT, parseRecords } from "@balora/ba-lora";
 import { parseSafetensors, serializeSafetensors } from "@balora/safetensors";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodePng } from "../../../scripts/lib/png.mjs";
 import { nodeReferences } from "../../../scripts/lib/browser-bundle.mjs";
 import { SERIES_COLORS } from "../src/colors.js";
 import { queryOf, type RunSettings, runFromQuery } from "../src/query.js";
@@ -93,52 +93,6 @@ function balora(args: string[], env: Record<string, string> = {}): Promise<{ cod
     child.stderr.on("data", (d) => (out += d));
     child.on("close", (code) => resolve({ code, out }));
   });
-}
-
-/** Decodes an 8-bit RGB/RGBA PNG (what Chromium writes) into RGBA pixels. */
-function decodePng(png: Buffer): { width: number; height: number; rgba: Uint8Array } {
-  let pos = 8;
-  let width = 0;
-  let height = 0;
-  let channels = 4;
-  const idat: Buffer[] = [];
-  while (pos < png.length) {
-    const len = png.readUInt32BE(pos);
-    const type = png.toString("ascii", pos + 4, pos + 8);
-    const data = png.subarray(pos + 8, pos + 8 + len);
-    if (type === "IHDR") {
-      width = data.readUInt32BE(0);
-      height = data.readUInt32BE(4);
-      if (data[8] !== 8 || data[12] !== 0) throw new Error("decodePng: only 8-bit, non-interlaced PNGs");
-      channels = data[9] === 6 ? 4 : data[9] === 2 ? 3 : 0;
-      if (!channels) throw new Error(`decodePng: colour type ${data[9]} not handled`);
-    } else if (type === "IDAT") idat.push(data);
-    pos += 12 + len;
-  }
-  const raw = inflateSync(Buffer.concat(idat));
-  const stride = width * channels;
-  const out = new Uint8Array(width * height * 4);
-  let prev = new Uint8Array(stride);
-  for (let y = 0; y < height; y++) {
-    const f = raw[y * (stride + 1)];
-    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
-    const cur = new Uint8Array(stride);
-    for (let i = 0; i < stride; i++) {
-      const a = i >= channels ? cur[i - channels] : 0;
-      const b = prev[i];
-      const c = i >= channels ? prev[i - channels] : 0;
-      const p = a + b - c;
-      const paeth =
-        Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
-      cur[i] = (line[i] + [0, a, b, (a + b) >> 1, paeth][f]) & 255;
-    }
-    for (let x = 0; x < width; x++) {
-      for (let k = 0; k < 3; k++) out[(y * width + x) * 4 + k] = cur[x * channels + k];
-      out[(y * width + x) * 4 + 3] = channels === 4 ? cur[x * channels + 3] : 255;
-    }
-    prev = cur;
-  }
-  return { width, height, rgba: out };
 }
 
 const rgbOf = (hex: string): number[] => [1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16));

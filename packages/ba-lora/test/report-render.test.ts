@@ -6,9 +6,9 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { inflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { describe, expect, it } from "vitest";
+import { decodePng } from "../../../scripts/lib/png.mjs";
 import { renderReport } from "../src/index.js";
 import { PALETTE } from "../src/report/svg.js";
 import { twoRuns } from "./report-fixtures.js";
@@ -18,53 +18,6 @@ const why = existsSync(CHROMIUM)
   ? null
   : `no Chromium at ${CHROMIUM}: install Debian's chromium (npm test's set-up does, as root on Debian) or set BALORA_CHROMIUM`;
 if (why) console.warn(`report-render.test.ts skipped: ${why}`);
-
-/** Decodes an 8-bit RGB/RGBA PNG (what Chromium writes) into RGBA pixels. */
-function decodePng(png: Buffer): { width: number; height: number; rgba: Uint8Array } {
-  let pos = 8;
-  let width = 0;
-  let height = 0;
-  let channels = 4;
-  const idat: Buffer[] = [];
-  while (pos < png.length) {
-    const len = png.readUInt32BE(pos);
-    const type = png.toString("ascii", pos + 4, pos + 8);
-    const data = png.subarray(pos + 8, pos + 8 + len);
-    if (type === "IHDR") {
-      width = data.readUInt32BE(0);
-      height = data.readUInt32BE(4);
-      if (data[8] !== 8 || data[12] !== 0) throw new Error("decodePng: only 8-bit, non-interlaced PNGs");
-      channels = data[9] === 6 ? 4 : data[9] === 2 ? 3 : 0;
-      if (!channels) throw new Error(`decodePng: colour type ${data[9]} not handled`);
-    } else if (type === "IDAT") idat.push(data);
-    pos += 12 + len;
-  }
-  const raw = inflateSync(Buffer.concat(idat));
-  const stride = width * channels;
-  const out = new Uint8Array(width * height * 4);
-  let prev = new Uint8Array(stride);
-  for (let y = 0; y < height; y++) {
-    const f = raw[y * (stride + 1)];
-    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
-    const cur = new Uint8Array(stride);
-    for (let i = 0; i < stride; i++) {
-      const a = i >= channels ? cur[i - channels] : 0;
-      const b = prev[i];
-      const c = i >= channels ? prev[i - channels] : 0;
-      const p = a + b - c;
-      const paeth =
-        Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
-      const pred = [0, a, b, (a + b) >> 1, paeth][f];
-      cur[i] = (line[i] + pred) & 255;
-    }
-    for (let x = 0; x < width; x++) {
-      for (let k = 0; k < 3; k++) out[(y * width + x) * 4 + k] = cur[x * channels + k];
-      out[(y * width + x) * 4 + 3] = channels === 4 ? cur[x * channels + 3] : 255;
-    }
-    prev = cur;
-  }
-  return { width, height, rgba: out };
-}
 
 const rgbOf = (hex: string): number[] => [1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16));
 
