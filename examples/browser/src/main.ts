@@ -151,29 +151,21 @@ async function softwareAdapter(): Promise<boolean> {
   const info = (await gpu?.requestAdapter({ powerPreference: "high-performance" }).catch(() => null))?.info;
   return !!info && (!!info.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|warp/i.test(`${info.description} ${info.architecture}`));
 }
-form.addEventListener("submit", (e) => {
-  e.preventDefault();
-  active = formRun();
-  // SwiftShader's shader compiler does not finish iclr2026's top-20 entropy kernel before the GPU watchdog
-  // fires: on a software adapter, unless the URL says otherwise, the page trains with top-k 8.
-  void softwareAdapter().then((software) => {
-    if (software && !new URLSearchParams(location.search).has("topk") && active.preset !== "lora" && active.preset !== "pissa") {
-      active = { ...active, topk: 8 };
-      $("note").textContent =
-        "Software WebGPU adapter (e.g. SwiftShader): the diversity term's top-k entropy is set to 8 instead of the preset's 20, " +
-        "whose kernel this adapter's shader compiler does not finish in time.";
-    }
-    start(active);
-  });
-});
 // SwiftShader cannot run iclr2026's top-20 entropy kernel (its GPU process ends after minutes, the
 // device is lost): on a software adapter, unless the URL says otherwise, the page trains with top-k 8.
-void softwareAdapter().then((software) => {
-  if (software && !new URLSearchParams(location.search).has("topk") && active.preset !== "lora" && active.preset !== "pissa") {
-    active = { ...active, topk: 8 };
+async function startOnThisAdapter(run: RunSettings): Promise<void> {
+  const software = await softwareAdapter();
+  if (software && !new URLSearchParams(location.search).has("topk") && run.preset !== "lora" && run.preset !== "pissa") {
+    run = { ...run, topk: 8 };
     $("note").textContent =
       "Software WebGPU adapter (e.g. SwiftShader): the diversity term's top-k entropy is set to 8 instead of the preset's 20, " +
       "whose kernel this adapter cannot run (the device is lost after minutes).";
   }
-  start(active);
+  active = run;
+  start(run);
+}
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  void startOnThisAdapter(formRun());
 });
+void startOnThisAdapter(active);
