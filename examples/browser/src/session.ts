@@ -12,7 +12,7 @@ import {
   Trainer,
   type TrainSettings,
 } from "@balora/ba-lora";
-import { type AdapterFiles, type AdapterState, adapterFiles, injectAdapter, loraLayers, trainableReport } from "@balora/lora";
+import { type AdapterFiles, adapterFiles, forgetZeroInitialState, injectAdapter, trainableReport } from "@balora/lora";
 import { CausalLM, loadModel, Tokenizer } from "@balora/models";
 import { BaLoraLoss, resolveConfig } from "@balora/regularizers";
 import type * as T from "@balora/tensor";
@@ -32,21 +32,6 @@ export interface Session {
   /** The adapter's two peft files, as `balora train` writes them into its --out folder. */
   adapter(): Promise<AdapterFiles>;
   dispose(): void;
-}
-
-/** The initial adapter adds nothing (zero B everywhere: plain LoRA): the teacher is then the base alone (as balora train does). */
-async function dropZeroInitial(model: CausalLM): Promise<void> {
-  const states = loraLayers(model)
-    .map(([, l]) => l.adapters.get("default"))
-    .filter((st): st is AdapterState => !!st?.initial);
-  for (const st of states) {
-    const b = st.initial!.lora_B;
-    if (!b || (await b.data()).some((v) => v !== 0)) return;
-  }
-  for (const st of states) {
-    for (const t of Object.values(st.initial!)) t.dispose();
-    st.initial = null;
-  }
 }
 
 export async function startSession(
@@ -79,7 +64,7 @@ export async function startSession(
     },
     { seed: settings.seed, onLayer: (path, i, total) => log(`${settings.init} ${i}/${total} ${path}`) },
   );
-  await dropZeroInitial(model);
+  await forgetZeroInitialState(model); // plain LoRA: the teacher is the base alone (as balora train does)
   const loss = new BaLoraLoss(resolveConfig(regularizersConfig(settings)), { warn: (m) => log(`warning: ${m}`) });
   const trainer = new Trainer({
     model,

@@ -29,6 +29,7 @@ export {
   adapterConfigs,
   addModulesToSave,
   deleteAdapter,
+  forgetZeroInitialState,
   disableAdapters,
   type InjectOptions,
   type InjectResult,

@@ -8,6 +8,7 @@ import { isTarget } from "./match.js";
 import { isModuleToSave, ModulesToSaveLinear } from "./modules-to-save.js";
 import { pissaInit, snapshotInitial } from "./pissa.js";
 import { type AdapterState, getVariant } from "./variant.js";
+import { LORA_B } from "./variants/lora.js";
 
 /** Configs of the adapters injected into each model, by adapter name. */
 const configs = new WeakMap<T.Module, Map<string, LoraConfig>>();
@@ -240,6 +241,27 @@ export function markInitialState(model: T.Module, name = "default"): void {
     if (st) snapshotInitial(st);
   }
   for (const [, w] of savedModules(model)) w.snapshotInitial(name);
+}
+
+/**
+ * Forgets adapter `name`'s initial state when it adds nothing (every initial lora_B is zero, as a plain
+ * LoRA init leaves it): the teacher view then runs the base alone, without the adapter's products.
+ * Returns whether it did (false when any initial B is non-zero, e.g. PiSSA, or there is no initial state).
+ */
+export async function forgetZeroInitialState(model: T.Module, name = "default"): Promise<boolean> {
+  const states = loraLayers(model)
+    .map(([, l]) => l.adapters.get(name))
+    .filter((st): st is AdapterState => !!st?.initial);
+  if (states.length === 0) return false;
+  for (const st of states) {
+    const b = st.initial![LORA_B];
+    if (!b || (await b.data()).some((v) => v !== 0)) return false;
+  }
+  for (const st of states) {
+    for (const t of Object.values(st.initial!)) t.dispose();
+    st.initial = null;
+  }
+  return true;
 }
 
 /** Removes an adapter everywhere and frees its tensors; layers left without adapters become plain Linears. */

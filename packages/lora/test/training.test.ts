@@ -167,4 +167,20 @@ describe("the initial state of an adapter that was saved", () => {
     expect(maxDiff(again, teacher)).toBeLessThan(1e-6);
     expect(L.adapterConfigs(exact).get("default")!.init_lora_weights).toBe("pissa_niter_1");
   });
+
+  it("forgetZeroInitialState drops an initial state that adds nothing (plain LoRA), keeps PiSSA's", async () => {
+    const b = T.cpuBackend();
+    const input = x(b);
+    const plain = new TinyNet(b);
+    L.injectAdapter(plain, { target_modules: ["q_proj", "v_proj"], r: 2, init_lora_weights: true }, { seed: 4 });
+    L.markInitialState(plain);
+    expect(await L.forgetZeroInitialState(plain)).toBe(true);
+    expect(L.loraLayers(plain).every(([, l]) => l.adapters.get("default")!.initial === null)).toBe(true);
+    expect(await L.forgetZeroInitialState(plain)).toBe(false); // nothing left to forget
+    const pissa = new TinyNet(b);
+    L.injectAdapter(pissa, { target_modules: ["q_proj", "v_proj"], r: 2, init_lora_weights: "pissa" }, { seed: 4 });
+    const teacher = Array.from(await L.withInitialAdapters(pissa, () => T.noGrad(() => pissa.forward(input)).data()));
+    expect(await L.forgetZeroInitialState(pissa)).toBe(false);
+    expect(Array.from(await L.withInitialAdapters(pissa, () => T.noGrad(() => pissa.forward(input)).data()))).toEqual(teacher);
+  });
 });

@@ -3,7 +3,7 @@
 import { appendFile, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import {
-  type AdapterState,
+  forgetZeroInitialState,
   adapterFiles,
   addModulesToSave,
   injectAdapter,
@@ -218,22 +218,6 @@ async function checkpoints(out: string): Promise<{ step: number; dir: string; co
   return found.sort((a, b) => a.step - b.step);
 }
 
-/** The adapter's initial state adds nothing (zero B everywhere: plain LoRA): the teacher is then the base alone. */
-async function dropZeroInitial(model: LanguageModel): Promise<boolean> {
-  const states = loraLayers(model)
-    .map(([, l]) => l.adapters.get("default"))
-    .filter((st): st is AdapterState => !!st?.initial);
-  for (const st of states) {
-    const b = st.initial!.lora_B;
-    if (!b || (await b.data()).some((v) => v !== 0)) return false;
-  }
-  for (const st of states) {
-    for (const t of Object.values(st.initial!)) t.dispose();
-    st.initial = null;
-  }
-  return true;
-}
-
 /** Loads the model, the data and the adapter, and runs (or continues) training; the library form of `balora train`. */
 export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
   const log = o.log ?? progress;
@@ -330,7 +314,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
   }
   if (task === "nlu" && savedModules(model).length === 0)
     throw new CliError(`--model ${o.paths.model}: no score (or classifier) Linear layer to train beside the adapter`);
-  const plainStart = await dropZeroInitial(model);
+  const plainStart = await forgetZeroInitialState(model); // plain LoRA: the teacher is the base alone
   const pissa = !plainStart && loraLayers(model).some(([, l]) => l.adapters.get("default")?.initial);
   const initLoraWeights = pissaInit ? (s.init as "pissa") : true;
   const trainable = trainableReport(model).line;
