@@ -92,10 +92,6 @@ function onMessage(m: FromWorker, run: RunSettings): void {
       break;
     case "ready": {
       $("device").textContent = `WebGPU adapter: ${m.device}; ${m.trainable}; ${m.examples} training examples; ${m.adapter} init`;
-      if (m.software && run.topk === null && m.terms.includes("diversity"))
-        $("device").textContent +=
-          ". This is a software adapter (e.g. SwiftShader): it cannot run the diversity term's top-20 kernel " +
-          "(the device is lost after minutes); restart with top-k entropy 8.";
       const names = ["loss", "task_loss", ...m.terms];
       names.forEach((n, i) => {
         const chart = new LiveChart(n, SERIES_COLORS[n] ?? FALLBACK_COLORS[i % FALLBACK_COLORS.length], run.steps);
@@ -144,28 +140,9 @@ for (const p of PRESETS) if (!form.querySelector(`option[value="${p}"]`)) throw 
 for (const d of DATA_SETS) if (!form.querySelector(`option[value="${d}"]`)) throw new Error(`data set ${d} missing from the form`);
 $("probe").textContent = PROBE_QUESTION;
 
-/** A software adapter (SwiftShader, WARP): navigator.gpu's fallback. */
-async function softwareAdapter(): Promise<boolean> {
-  type Info = { isFallbackAdapter?: boolean; description?: string; architecture?: string };
-  const gpu = (navigator as { gpu?: { requestAdapter(o?: object): Promise<{ info?: Info } | null> } }).gpu;
-  const info = (await gpu?.requestAdapter({ powerPreference: "high-performance" }).catch(() => null))?.info;
-  return !!info && (!!info.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|warp/i.test(`${info.description} ${info.architecture}`));
-}
-// SwiftShader cannot run iclr2026's top-20 entropy kernel (its GPU process ends after minutes, the
-// device is lost): on a software adapter, unless the URL says otherwise, the page trains with top-k 8.
-async function startOnThisAdapter(run: RunSettings): Promise<void> {
-  const software = await softwareAdapter();
-  if (software && !new URLSearchParams(location.search).has("topk") && run.preset !== "lora" && run.preset !== "pissa") {
-    run = { ...run, topk: 8 };
-    $("note").textContent =
-      "Software WebGPU adapter (e.g. SwiftShader): the diversity term's top-k entropy is set to 8 instead of the preset's 20, " +
-      "whose kernel this adapter cannot run (the device is lost after minutes).";
-  }
-  active = run;
-  start(run);
-}
 form.addEventListener("submit", (e) => {
   e.preventDefault();
-  void startOnThisAdapter(formRun());
+  active = formRun();
+  start(active);
 });
-void startOnThisAdapter(active);
+start(active);

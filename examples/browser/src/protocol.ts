@@ -6,7 +6,7 @@ export type ToWorker = { type: "start"; run: RunSettings; assets: string; id: nu
 
 export type FromWorker =
   | { type: "status"; id: number; text: string }
-  | { type: "ready"; id: number; adapter: string; device: string; software: boolean; trainable: string; examples: number; terms: string[] }
+  | { type: "ready"; id: number; adapter: string; device: string; trainable: string; examples: number; terms: string[] }
   | { type: "generated"; id: number; when: "before" | "after"; text: string }
   | { type: "step"; id: number; row: Record<string, number | boolean> }
   | { type: "done"; id: number; files: { name: string; bytes: Uint8Array }[]; seconds: number }

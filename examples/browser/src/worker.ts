@@ -58,7 +58,6 @@ async function run(msg: ToWorker): Promise<void> {
       id,
       adapter: settings.init,
       device: gpu.description,
-      software: gpu.traits.software,
       trainable: session.trainable,
       examples: session.examples,
       terms: session.trainer.loss.config.terms.map((t) => t.name),

@@ -26,7 +26,7 @@ const BALORA = fileURLToPath(new URL("../../../packages/ba-lora/bin/balora.mjs",
 const ASSETS = fileURLToPath(new URL("../../../packages/ba-lora/assets/", import.meta.url));
 const CHROMIUM = process.env.BALORA_CHROMIUM ?? "/usr/bin/chromium";
 /** A short run: 8 steps on the 25 flawed rows (batch 4: two epochs), BA-LoRA's iclr2026 preset. */
-const RUN: RunSettings = { ...runFromQuery(""), steps: 8, batch: 4, data: "flaw", preset: "iclr2026", seed: 42, topk: 8 };
+const RUN: RunSettings = { ...runFromQuery(""), steps: 8, batch: 4, data: "flaw", preset: "iclr2026", seed: 42 };
 /**
  * Browser (SwiftShader) vs Node (lavapipe) run the same WGSL kernels in float32, but the two CPU
  * devices order reductions differently (~1e-7 relative per op). Two steps amplify that: the PiSSA

@@ -2,6 +2,7 @@
 // the materialised path's value and gradient in f32 (1e-5 relative) and in float64 on the oracle.
 import * as T from "@balora/tensor";
 import { describe, expect, it } from "vitest";
+import { TOP_K_FORM } from "../src/fused/rows.js";
 import { factoredLogits, LmHead, materialize } from "../src/source.js";
 import { type SvdTermOptions, svdTerm } from "../src/svd.js";
 import { tokenTerms } from "../src/token.js";
@@ -94,6 +95,19 @@ describe("fused token terms (CE + KL + entropy) = materialised", () => {
 });
 
 const svdBase: SvdTermOptions = { k: 3, denominator: "frobenius", scope: "batch", method: "exact", niter: 2, oversample: 5 };
+
+describe("the top-k selection form (K arg-max rounds; what fallback adapters such as SwiftShader run)", () => {
+  const selection = async (run: () => Promise<unknown>) => {
+    TOP_K_FORM.force = "selection";
+    try {
+      await run();
+    } finally {
+      TOP_K_FORM.force = null;
+    }
+  };
+  it("top-20 entropy = materialised and the float64 oracle", () => selection(() => compare((p) => tokenLoss(p, null, 20), 1e-5)));
+  it("top-7 of soft-capped logits", () => selection(() => compare((p) => tokenLoss(p, 3, 7), 1e-5)));
+});
 
 describe("fused SVD term (Gram matrix in hidden space) = materialised", () => {
   it("exact, top-3 over ‖Z‖_F, stacked valid rows", () => compare((p) => svdLoss(p, null, svdBase), 2e-5));

@@ -110,7 +110,7 @@ function gpuPass(b: GpuBackend, o: RowPass, a: RowArgs, n: number, V: number): v
     const Tv = (j: string) => (cap ? `(p.cap * tanh(clamp(${tload(j)} / p.cap, -15.0, 15.0)))` : tload(j));
     const flags = `${+o.ce}${+o.kl}${+o.ent}${+o.write}`;
     b.dispatch({
-      key: `reg_rows:${flags}:${K}:${wg}:${cap}:${shared ? "shared" : (zt?.dtype ?? "-")}`,
+      key: `reg_rows:${flags}:${K}${K && topKBySelection(b, K) ? "sel" : ""}:${wg}:${cap}:${shared ? "shared" : (zt?.dtype ?? "-")}`,
       params,
       inputs,
       outputs: [zs.binding, a.vals.storage, err],
@@ -136,7 +136,7 @@ ${MAIN(wg)} {
   let ce = select(0.0, lse1 - ${A("u32(max(y, 0))")}, yok);`
       : ""
   }
-  ${K ? topKWgsl(K, wg, A) : ""}
+  ${K ? (topKBySelection(b, K) ? topKSelectWgsl(K, wg, A) : topKWgsl(K, wg, A)) : ""}
   // One sweep for every other sum, relative to the maxima: Σe·a (entropy), top-k Σe and Σe·a, Σexp((a − m1)/τ), Σp_t·(t − a)/τ.
   var acc_pa = 0.0; var acc_ks = 0.0; var acc_ka = 0.0; var acc_ss = 0.0; var acc_kl = 0.0;
   for (var j = lid.x; j < p.V; j += ${wg}u) {
@@ -160,6 +160,44 @@ ${MAIN(wg)} {
 }`,
     });
   }
+}
+
+/**
+ * How the K-th largest logit is found: per-lane register lists (`topKWgsl`, one read of the row), or K
+ * rounds of a workgroup arg-max below the previous pick (`topKSelectWgsl`, K reads of the row, almost
+ * no state per lane). Fallback adapters (Chromium's SwiftShader) get the second form for K > 8: their
+ * shader compiler does not finish the unrolled lists at K = 20 (the device is lost). `TOP_K_FORM.force`
+ * picks one form everywhere (tests).
+ */
+export const TOP_K_FORM: { force: "lists" | "selection" | null } = { force: null };
+const topKBySelection = (b: GpuBackend, K: number): boolean =>
+  TOP_K_FORM.force ? TOP_K_FORM.force === "selection" : b.traits.fallback === true && K > 8;
+
+/** The K-th largest (value, index) pair by K rounds of a workgroup arg-max over the elements below the last pick. */
+function topKSelectWgsl(K: number, wg: number, A: (j: string) => string): string {
+  const NONE = "0xffffffffu";
+  return `var kth_v = 0.0; var kth_i = ${NONE};
+  for (var q = 0u; q < ${K}u; q++) {
+    var bv = -${FLT_MAX}; var bi = ${NONE};
+    for (var j = lid.x; j < p.V; j += ${wg}u) {
+      let v = ${A("j")};
+      let below = kth_i == ${NONE} || v < kth_v || (v == kth_v && j > kth_i);
+      if (below && (bi == ${NONE} || v > bv)) { bv = v; bi = j; }
+    }
+    pv[lid.x] = bv; pix[lid.x] = bi;
+    workgroupBarrier();
+    for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
+      if (lid.x < s) {
+        let ov = pv[lid.x + s]; let oi = pix[lid.x + s];
+        let better = pix[lid.x] == ${NONE} || ov > pv[lid.x] || (ov == pv[lid.x] && oi < pix[lid.x]);
+        if (oi != ${NONE} && better) { pv[lid.x] = ov; pix[lid.x] = oi; }
+      }
+      workgroupBarrier();
+    }
+    kth_v = pv[0]; kth_i = pix[0];
+    workgroupBarrier();
+  }
+`;
 }
 
 /**

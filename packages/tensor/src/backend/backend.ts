@@ -87,7 +87,7 @@ export interface GpuBackend extends Backend {
   readonly kind: "webgpu";
   readonly limits: GpuLimits;
   /** What kernels may assume: a CPU implementation (lavapipe) and a fixed subgroup size. */
-  readonly traits: { readonly software: boolean; readonly subgroupSize: number | null };
+  readonly traits: { readonly software: boolean; readonly subgroupSize: number | null; readonly fallback?: boolean };
   dispatch(d: Dispatch): void;
   /** Copies bytes between storages, in stream order with the dispatches. */
   copy(src: Storage, srcByte: number, dst: Storage, dstByte: number, bytes: number): void;

@@ -53,6 +53,8 @@ export async function createWebGPU(opts: WebGPUOptions = {}): Promise<WebGPUBack
   const sgMax = (info as { subgroupMaxSize?: number }).subgroupMaxSize;
   return new WebGPUBackend(device, description, {
     software: info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|warp/i.test(description),
+    // A fallback adapter (Chromium's SwiftShader) compiles some register-heavy kernels badly: kernels may pick other forms.
+    fallback: !!info.isFallbackAdapter,
     // Kernels built around one subgroup per workgroup need a fixed, known subgroup size.
     subgroupSize: device.features.has("subgroups") && sgMin !== undefined && sgMin === sgMax ? sgMin : null,
   });

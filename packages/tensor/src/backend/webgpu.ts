@@ -108,7 +108,7 @@ export class WebGPUBackend implements GpuBackend {
     readonly device: GPUDevice,
     readonly description: string,
     /** What kernels may assume: a CPU implementation (lavapipe) and a fixed subgroup size. */
-    readonly traits: { software: boolean; subgroupSize: number | null } = { software: false, subgroupSize: null },
+    readonly traits: { software: boolean; subgroupSize: number | null; fallback?: boolean } = { software: false, subgroupSize: null },
     /** Lower limits than the device's (tests exercise windowed bindings with a small binding size). */
     limitOverrides: Partial<GpuLimits> = {},
   ) {
