@@ -173,18 +173,14 @@ export const TOP_K_FORM: { force: "lists" | "selection" | null } = { force: null
 const topKBySelection = (b: GpuBackend, K: number): boolean =>
   TOP_K_FORM.force ? TOP_K_FORM.force === "selection" : b.traits.fallback === true && K > 8;
 
-/** The K-th largest (value, index) pair by K rounds of a workgroup arg-max over the elements below the last pick. */
-function topKSelectWgsl(K: number, wg: number, A: (j: string) => string): string {
-  const NONE = "0xffffffffu";
-  return `var kth_v = 0.0; var kth_i = ${NONE};
-  for (var q = 0u; q < ${K}u; q++) {
-    var bv = -${FLT_MAX}; var bi = ${NONE};
-    for (var j = lid.x; j < p.V; j += ${wg}u) {
-      let v = ${A("j")};
-      let below = kth_i == ${NONE} || v < kth_v || (v == kth_v && j > kth_i);
-      if (below && (bi == ${NONE} || v > bv)) { bv = v; bi = j; }
-    }
-    pv[lid.x] = bv; pix[lid.x] = bi;
+/** "No element" as an index of the top-k searches. */
+const NONE = "0xffffffffu";
+
+/**
+ * One round of the top-k searches: each lane's candidate (`value`, `index`; index NONE = none) reduced
+ * over the workgroup (pv/pix) to the largest, ties to the lower index, left in kth_v / kth_i.
+ */
+const wgArgmaxWgsl = (wg: number, value: string, index: string): string => `pv[lid.x] = ${value}; pix[lid.x] = ${index};
     workgroupBarrier();
     for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
       if (lid.x < s) {
@@ -195,7 +191,19 @@ function topKSelectWgsl(K: number, wg: number, A: (j: string) => string): string
       workgroupBarrier();
     }
     kth_v = pv[0]; kth_i = pix[0];
-    workgroupBarrier();
+    workgroupBarrier();`;
+
+/** The K-th largest (value, index) pair by K rounds of a workgroup arg-max over the elements below the last pick. */
+function topKSelectWgsl(K: number, wg: number, A: (j: string) => string): string {
+  return `var kth_v = 0.0; var kth_i = ${NONE};
+  for (var q = 0u; q < ${K}u; q++) {
+    var bv = -${FLT_MAX}; var bi = ${NONE};
+    for (var j = lid.x; j < p.V; j += ${wg}u) {
+      let v = ${A("j")};
+      let below = kth_i == ${NONE} || v < kth_v || (v == kth_v && j > kth_i);
+      if (below && (bi == ${NONE} || v > bv)) { bv = v; bi = j; }
+    }
+    ${wgArgmaxWgsl(wg, "bv", "bi")}
   }
 `;
 }
@@ -206,7 +214,6 @@ function topKSelectWgsl(K: number, wg: number, A: (j: string) => string): string
  */
 function topKWgsl(K: number, wg: number, A: (j: string) => string): string {
   const q = Array.from({ length: K }, (_, i) => i);
-  const NONE = "0xffffffffu";
   const insert = q
     .map(
       (i) => `{ let s = c || ti${i} == ${NONE} || x > tv${i};
@@ -228,18 +235,7 @@ function topKWgsl(K: number, wg: number, A: (j: string) => string): string {
   }
   var kth_v = 0.0; var kth_i = 0u;
   for (var q = 0u; q < ${K}u; q++) {
-    pv[lid.x] = tv0; pix[lid.x] = ti0;
-    workgroupBarrier();
-    for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
-      if (lid.x < s) {
-        let ov = pv[lid.x + s]; let oi = pix[lid.x + s];
-        let better = pix[lid.x] == ${NONE} || ov > pv[lid.x] || (ov == pv[lid.x] && oi < pix[lid.x]);
-        if (oi != ${NONE} && better) { pv[lid.x] = ov; pix[lid.x] = oi; }
-      }
-      workgroupBarrier();
-    }
-    kth_v = pv[0]; kth_i = pix[0];
-    workgroupBarrier();
+    ${wgArgmaxWgsl(wg, "tv0", "ti0")}
     if (ti0 == kth_i && ti0 != ${NONE}) { ${shift} }
   }
 `;
