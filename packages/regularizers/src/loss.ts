@@ -108,8 +108,25 @@ export class BaLoraLoss {
 
   /** Reads the result's vacuous flags (one small readback) and warns once per run; returns the messages that applied. */
   async checkWarnings(result: LossResult): Promise<string[]> {
-    const hit: string[] = [];
-    for (const v of result.vacuous) if ((await v.flag.item()) > 0) hit.push(v.message);
+    const flags = BaLoraLoss.vacuousFlags(result);
+    if (!flags) return [];
+    const values = await flags.data();
+    flags.dispose();
+    return this.warnVacuous(result.vacuous, values);
+  }
+
+  /**
+   * The result's vacuous flags as one [n] device vector (null when there are none), so a caller can read
+   * them with its other values in one readback and then call `warnVacuous`.
+   */
+  static vacuousFlags(result: LossResult): Tensor | null {
+    if (result.vacuous.length === 0) return null;
+    return T.tidy(() => T.concat(result.vacuous.map((v) => T.reshape(T.detach(v.flag), [1]))));
+  }
+
+  /** Warns once per run for each flag read as > 0 (`values` in the order of `vacuous`); returns the messages that applied. */
+  warnVacuous(vacuous: readonly { message: string }[], values: ArrayLike<number>): string[] {
+    const hit = vacuous.filter((_, i) => values[i] > 0).map((v) => v.message);
     for (const m of hit) this.warn(m);
     return hit;
   }

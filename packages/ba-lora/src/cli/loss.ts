@@ -274,11 +274,20 @@ export const lossCommand: Command = {
           batchLoss(model, loss, batch, { step: 0, totalSteps: 1, numItems: tokens, accumulated, head, teacherView: teacherView }),
         ),
       );
+      // [task, each term, the vacuous flags] in one readback per batch; the sums stay float64 on the host.
+      const flags = BaLoraLoss.vacuousFlags(result);
+      const read = T.tidy(() =>
+        T.concat([result.task, ...names.map((n) => result.terms[n])].map((t) => T.reshape(T.detach(t), [1])).concat(flags ? [flags] : [])),
+      );
       try {
-        sums.task += await result.task.item();
-        for (const n of names) sums[n] += await result.terms[n].item();
-        await loss.checkWarnings(result);
+        const values = await read.data();
+        sums.task += values[0];
+        names.forEach((n, i) => {
+          sums[n] += values[1 + i];
+        });
+        loss.warnVacuous(result.vacuous, values.subarray(1 + names.length));
       } finally {
+        for (const t of [read, flags]) t?.dispose();
         BaLoraLoss.dispose(result);
       }
       done += batch.batchSize;

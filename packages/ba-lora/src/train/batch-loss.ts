@@ -181,7 +181,8 @@ export async function evalBatch(
   const { ids, mask, labels } = batchTensors(batch, backend);
   const packed = head && isCausalBatch(batch) && readsSupervisedRowsOnly(taskLoss) ? packSupervisedRows(batch, backend) : null;
   try {
-    const out = T.noGrad(() => {
+    // [mean task CE, correct predictions (classification)] in one readback.
+    const read = T.noGrad(() => {
       const student = logitsSource(model, head, ids, mask, packed);
       const r = taskLoss.compute({
         student,
@@ -191,15 +192,15 @@ export async function evalBatch(
         totalSteps: 1,
         numItems: count,
       });
-      const task = T.detach(r.task);
-      BaLoraLoss.dispose(r);
       const hits = nlu ? T.sum(T.eq(T.cast(T.argmax(student as T.Tensor), "f32"), T.cast(labels, "f32"))) : null;
+      const values = T.tidy(() => T.concat([r.task, ...(hits ? [hits] : [])].map((t) => T.reshape(T.detach(t), [1]))));
+      BaLoraLoss.dispose(r);
+      hits?.dispose();
       disposeSource(student);
-      return { task, hits };
+      return values;
     });
-    const [mean, hits] = await Promise.all([out.task.item(), out.hits?.item()]);
-    out.task.dispose();
-    out.hits?.dispose();
+    const [mean, hits] = await read.data();
+    read.dispose();
     return { lossSum: mean * count, count, ...(nlu ? { correct: hits } : {}) };
   } finally {
     for (const t of [ids, mask, labels, packed?.rows, packed?.labels]) t?.dispose();

@@ -2,7 +2,7 @@
 // λ on completed steps, token means over the accumulated batch), non-finite steps skipped, its state, eval.
 import { setDropoutDraw } from "@balora/lora";
 import { type CausalLM, type LanguageModel, SequenceClassifier } from "@balora/models";
-import { BaLoraLoss, type LmHead, type LossResult } from "@balora/regularizers";
+import { BaLoraLoss, type LmHead } from "@balora/regularizers";
 import * as T from "@balora/tensor";
 import { ArgumentError, BaloraError } from "@balora/tensor";
 import { type ClassificationExample, collateClassification } from "../data/classification.js";
@@ -167,11 +167,13 @@ export class Trainer<M extends LanguageModel = CausalLM> {
     const sequences = micro.reduce((a, b) => a + b.batchSize, 0);
     const tokens = micro.reduce((a, b) => a + b.attentionMask.reduce((x, y) => x + y, 0), 0);
     const names = this.loss.config.terms.map((t) => t.name);
-    // Per micro-batch, on the device: [loss, task CE, each term] and any adaptive λ; summed after the loop.
+    // Per micro-batch, on the device: [loss, task CE, each term], any adaptive λ and the vacuous-term flags;
+    // summed and read back with the grad norm in one readback after the loop.
     const rows: T.Tensor[] = [];
     const deviceLambdas: T.Tensor[] = [];
     const lambdaSum: Record<string, number> = {};
-    const warnings: Promise<void>[] = [];
+    const flags: T.Tensor[] = [];
+    const vacuous: { message: string }[] = [];
     micro.forEach((batch, j) => {
       setDropoutDraw(this.model, s * this.settings.grad_accum + j);
       const r = batchLoss(this.model, this.loss, batch, {
@@ -191,21 +193,30 @@ export class Trainer<M extends LanguageModel = CausalLM> {
         if (typeof l === "number") lambdaSum[n] = (lambdaSum[n] ?? 0) + l;
         else deviceLambdas.push(T.tidy(() => T.reshape(T.detach(l), [1])));
       }
-      warnings.push(this.checkWarnings(r)); // reads the vacuous flags (if any), then disposes the result
+      const f = BaLoraLoss.vacuousFlags(r);
+      if (f) flags.push(f);
+      vacuous.push(...r.vacuous);
+      BaLoraLoss.dispose(r);
     });
-    await Promise.all(warnings);
     const norm = clipNorm(this.optimizer.params, this.settings.max_grad_norm);
     const width = 2 + names.length;
-    const summed = T.tidy(() => T.sum(T.reshape(T.concat(rows, 0), [micro.length, width]), 0));
-    // An adaptive λ1 is a device scalar per micro-batch: the row logs their mean.
-    const adaptive = deviceLambdas.length ? T.tidy(() => T.mean(T.concat(deviceLambdas, 0))) : null;
-    const read = [summed, norm, ...(adaptive ? [adaptive] : [])];
-    const [values, [gradNorm], lambda1] = await Promise.all(read.map(async (t) => Array.from(await t.data())));
-    for (const t of [...rows, ...deviceLambdas, ...read]) t.dispose();
-    const [loss, task, ...terms] = values;
+    // [Σ loss, Σ task, Σ terms..., grad norm, mean adaptive λ1 (an adaptive λ1 is a device scalar per micro-batch), flags...]
+    const read = T.tidy(() =>
+      T.concat([
+        T.sum(T.reshape(T.concat(rows, 0), [micro.length, width]), 0),
+        T.reshape(norm, [1]),
+        ...(deviceLambdas.length ? [T.reshape(T.mean(T.concat(deviceLambdas, 0)), [1])] : []),
+        ...flags,
+      ]),
+    );
+    const values = Array.from(await read.data());
+    for (const t of [...rows, ...deviceLambdas, ...flags, norm, read]) t.dispose();
+    const [loss, task, ...terms] = values.slice(0, width);
+    const gradNorm = values[width];
     const lambdas: Record<string, number> = {};
     for (const n of names) lambdas[n] = (lambdaSum[n] ?? 0) / micro.length;
-    if (lambda1) lambdas.consistency = lambda1[0];
+    if (deviceLambdas.length) lambdas.consistency = values[width + 1];
+    this.loss.warnVacuous(vacuous, values.slice(width + 1 + (deviceLambdas.length ? 1 : 0)));
     const finite = Number.isFinite(loss) && Number.isFinite(gradNorm);
     const lr = this.lrAt(s);
     if (finite) {
@@ -291,14 +302,6 @@ export class Trainer<M extends LanguageModel = CausalLM> {
   }
 
   private evalLoss: BaLoraLoss | null = null;
-
-  private async checkWarnings(r: LossResult): Promise<void> {
-    try {
-      await this.loss.checkWarnings(r);
-    } finally {
-      BaLoraLoss.dispose(r);
-    }
-  }
 
   /** The state a checkpoint records (see TrainerState). */
   state(): TrainerState {
