@@ -9,7 +9,7 @@ import { type CausalLM, loadModel, Tokenizer } from "@balora/models";
 import { computeLosses } from "@balora/regularizers";
 import * as T from "@balora/tensor";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { validRows } from "../src/cli/loss.js";
+import { maskedRows } from "../src/train/trainer.js";
 import { resolvePlugin } from "../src/cli/plugins.js";
 import { jsonErrorAt } from "../src/cli/run-config.js";
 import { buildInstructionDataset, type CausalBatch, collateCausal, IGNORE_INDEX, padTokenIdOf } from "../src/data/instruction.js";
@@ -270,9 +270,9 @@ describe("balora loss", () => {
     await writeFile(terms, JSON.stringify({ regularizers: { preset: "lora", terms: { svd: { lambda: 1 } } } }));
     expect((await json(["--config", terms])).svd).toBeCloseTo((await direct(null, null, 2, ["diversity", "svd"])).svd, 10);
     const b = batchesOf(2)[0];
-    expect(validRows(b, "shifted")).toBe(b.supervisedTokens);
-    expect(validRows(b, "unshifted")).toBe(b.labels.filter((l) => l !== IGNORE_INDEX).length);
-    expect(validRows(b, "none")).toBe(b.batchSize * b.seqLength);
+    expect(maskedRows(b.labels, b.batchSize, b.seqLength, "shifted")).toBe(b.supervisedTokens);
+    expect(maskedRows(b.labels, b.batchSize, b.seqLength, "unshifted")).toBe(b.labels.filter((l) => l !== IGNORE_INDEX).length);
+    expect(maskedRows(b.labels, b.batchSize, b.seqLength, "none")).toBe(b.batchSize * b.seqLength);
     const none = await json(["--mask-mode", "none", "--preset", "v5"]);
     expect(Object.keys(none)).toEqual(["task_loss", "consistency", "diversity", "svd", "tokens", "examples", "teacher"]);
     expect(none.task_loss).toBeCloseTo(fromFile.task_loss, 10); // the task loss never depends on the mask mode

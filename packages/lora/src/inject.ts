@@ -253,10 +253,9 @@ export async function forgetZeroInitialState(model: T.Module, name = "default"):
     .map(([, l]) => l.adapters.get(name))
     .filter((st): st is AdapterState => !!st?.initial);
   if (states.length === 0) return false;
-  for (const st of states) {
-    const b = st.initial![LORA_B];
-    if (!b || (await b.data()).some((v) => v !== 0)) return false;
-  }
+  if (states.some((st) => !st.initial![LORA_B])) return false;
+  const bs = await Promise.all(states.map((st) => st.initial![LORA_B].data())); // readbacks in flight together
+  if (bs.some((b) => b.some((v) => v !== 0))) return false;
   for (const st of states) {
     for (const t of Object.values(st.initial!)) t.dispose();
     st.initial = null;

@@ -1,6 +1,7 @@
 // peft's modules_to_save for Linear layers (the sequence-classification `score` head): a frozen
 // `original_module` plus one fully trainable copy per adapter, with the same teacher/disable views as LoRA.
 import * as T from "@balora/tensor";
+import { snapshotInitial } from "./pissa.js";
 
 /** One adapter's trainable copy of the wrapped layer, and its initial state (the teacher's copy). */
 export interface SavedModuleCopy {
@@ -87,9 +88,7 @@ export class ModulesToSaveLinear extends T.Module {
   /** Makes the copy's current tensors its initial state. */
   snapshotInitial(name: string): void {
     const st = this.copies.get(name);
-    if (!st) return;
-    for (const t of Object.values(st.initial ?? {})) t.dispose();
-    st.initial = Object.fromEntries(Object.entries(st.params).map(([k, t]) => [k, T.keep(T.noGrad(() => T.copyToContiguous(t)))]));
+    if (st) snapshotInitial(st);
   }
 
   /** A plain Linear with adapter `name`'s tensors (or the original when it has no copy), for merge-and-unload. */

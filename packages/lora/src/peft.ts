@@ -18,7 +18,7 @@ import { ArgumentError, BaloraError } from "@balora/tensor";
 import { type InitLoraWeights, type LoraConfig, loraConfig, resolveModuleParams, variantOf } from "./config.js";
 import { adapterConfigs, deleteAdapter, injectAdapter, loraLayers, requireAdapters, savedModules, setAdapter } from "./inject.js";
 import type { SavedModuleCopy } from "./modules-to-save.js";
-import { snapshotInitial } from "./pissa.js";
+import { setResidual, snapshotInitial } from "./pissa.js";
 import type { LoraLinear } from "./layer.js";
 import { type AdapterState, getVariant } from "./variant.js";
 import { LORA_A, LORA_B } from "./variants/lora.js";
@@ -277,7 +277,11 @@ export async function loadAdapter(model: T.Module, dir: DirectoryInput, opts: Lo
   try {
     if (residualFromInitial) {
       await loadInitialState(model, opts.initialState!, { adapterName: name });
-      for (const path of injected) pissaResidual(model.getSubmodule(path) as LoraLinear, name);
+      for (const path of injected) {
+        const layer = model.getSubmodule(path) as LoraLinear;
+        const st = layer.adapters.get(name)!;
+        setResidual(layer, st, st.initial![LORA_B], st.initial![LORA_A]);
+      }
     }
     await copyWeights(model, name, config, injected, directory, weights, (st) => st.params);
   } catch (e) {
@@ -293,21 +297,6 @@ export async function loadAdapter(model: T.Module, dir: DirectoryInput, opts: Lo
     if (st) for (const t of Object.values(st.params)) t.requiresGrad = !!opts.trainable;
   }
   if (opts.activate ?? true) setAdapter(model, name);
-}
-
-/** PiSSA's base from a known initial state: W_res = W − s·B₀A₀ (f32 math, one rounding for 16-bit bases). */
-function pissaResidual(layer: LoraLinear, name: string): void {
-  const st = layer.adapters.get(name)!;
-  const w = layer.base_layer.weight;
-  const residual = T.noGrad(() =>
-    T.tidy(() => {
-      const delta = T.matmul(st.initial![LORA_B], st.initial![LORA_A]);
-      const res = T.sub(T.cast(w, "f32"), T.mul(delta, st.scaling));
-      return w.dtype === "f32" ? T.contiguous(res) : T.cast(res, w.dtype);
-    }),
-  );
-  layer.setBaseWeight(residual);
-  st.variant.reinit?.(st, residual);
 }
 
 /**

@@ -24,26 +24,38 @@ export function pissaInit(layer: LoraLinear, st: AdapterState, init: string, see
   const r = st.r;
   const [out, inF] = w.shape;
   if (r > Math.min(out, inF)) throw new ArgumentError(`PiSSA: r = ${r} exceeds min(out, in) = ${Math.min(out, inF)} of ${layer.path}`);
-  const { A, B, residual } = T.noGrad(() =>
+  const { A, B } = T.noGrad(() =>
     T.tidy(() => {
       const w32 = T.cast(w, "f32");
       const { u, s, v } = method.exact ? T.svd(w32) : T.svdLowRank(w32, r, { niter: method.niter, seed });
       const ur = T.narrow(u, 1, 0, r); // [out, r]
       const vr = T.narrow(v, 1, 0, r); // [in, r]
       const root = T.sqrt(T.div(T.narrow(s, 0, 0, r), st.scaling)); // √(S_r / s)
-      const B = T.contiguous(T.mul(ur, root));
-      const A = T.contiguous(T.transpose(T.mul(vr, root)));
-      const res = T.sub(w32, T.mul(T.matmul(B, A), st.scaling));
-      return { A, B, residual: w.dtype === "f32" ? T.contiguous(res) : T.cast(res, w.dtype) };
+      return { B: T.contiguous(T.mul(ur, root)), A: T.contiguous(T.transpose(T.mul(vr, root))) };
     }),
   );
   for (const t of [st.params[LORA_A], st.params[LORA_B]]) t.dispose();
   st.params[LORA_A] = T.keep(A);
   st.params[LORA_B] = T.keep(B);
   for (const t of [A, B]) t.requiresGrad = true;
+  setResidual(layer, st, B, A);
+  snapshotInitial(st);
+}
+
+/**
+ * PiSSA's base: W_res = W − s·B·A (f32 math, one rounding for 16-bit bases) replaces the layer's weight;
+ * a variant re-initialises from it. From the SVD (pissaInit) or from a saved initial state (loadAdapter).
+ */
+export function setResidual(layer: LoraLinear, st: AdapterState, B: T.Tensor, A: T.Tensor): void {
+  const w = layer.base_layer.weight;
+  const residual = T.noGrad(() =>
+    T.tidy(() => {
+      const res = T.sub(T.cast(w, "f32"), T.mul(T.matmul(B, A), st.scaling));
+      return w.dtype === "f32" ? T.contiguous(res) : T.cast(res, w.dtype);
+    }),
+  );
   layer.setBaseWeight(residual);
   st.variant.reinit?.(st, residual);
-  snapshotInitial(st);
 }
 
 /** Makes the adapter's current tensors its initial state (the teacher's copy: training updates params in place). */

@@ -12,10 +12,11 @@ import {
   withInitialAdapters,
 } from "@balora/lora";
 import { CausalLM, loadModel, Tokenizer } from "@balora/models";
-import { BaLoraLoss, type MaskMode, resolveConfig } from "@balora/regularizers";
+import { BaLoraLoss, resolveConfig } from "@balora/regularizers";
 import * as T from "@balora/tensor";
-import { buildInstructionDataset, type CausalBatch, collateCausal, IGNORE_INDEX, padTokenIdOf } from "../data/instruction.js";
+import { buildInstructionDataset, type CausalBatch, collateCausal, padTokenIdOf } from "../data/instruction.js";
 import { batchLoss, fusedHeadOf } from "../train/batch-loss.js";
+import { maskedRows } from "../train/trainer.js";
 import { CliError, type FlagSpecs, integer, parse, UsageError } from "./args.js";
 import { parseFields, readRecords, readTemplate } from "./data-file.js";
 import type { Command } from "./main.js";
@@ -90,19 +91,6 @@ const BUILT_IN = ["consistency", "diversity", "svd"] as const;
 const RESERVED = ["task_loss", "tokens", "examples", "teacher"];
 
 export type TeacherKind = "teacher-adapter" | "initial_adapter" | "base";
-
-/** Rows the mask counts in a padded batch: shifted t with labels[t+1] ≠ −100, unshifted labels[t] ≠ −100, none all. */
-export function validRows(batch: CausalBatch, mode: MaskMode): number {
-  if (mode === "none") return batch.batchSize * batch.seqLength;
-  const { labels, seqLength: L } = batch;
-  let n = 0;
-  for (let b = 0; b < batch.batchSize; b++)
-    for (let t = 0; t < L; t++) {
-      const at = mode === "shifted" ? t + 1 : t;
-      if (at < L && labels[b * L + at] !== IGNORE_INDEX) n++;
-    }
-  return n;
-}
 
 const flagName = (key: string): string => (key === "plugins" ? "--plugin" : `--${key.replace(/_/g, "-")}`);
 
@@ -204,7 +192,7 @@ export const lossCommand: Command = {
     if (tokens === 0)
       throw new CliError(`--data ${a.data}: no target tokens (every sequence is cut before its response); raise --max-length`);
     const accumulated = {
-      validRows: batches.reduce((s, b) => s + validRows(b, config.maskMode), 0),
+      validRows: batches.reduce((s, b) => s + maskedRows(b.labels, b.batchSize, b.seqLength, config.maskMode), 0),
       sequences: ds.examples.length,
       microBatches: batches.length,
     };
