@@ -515,6 +515,10 @@ export function matmulPlan(
   return matmulPlanOf(M, N, K, transA, transB, dev, vec4, epilogue, false)!;
 }
 
+/** Whether a device has the dual-pair kernel: software adapters with a fixed subgroup size of 4–64. */
+export const hasDualKernel = (dev: MatmulDevice): boolean =>
+  dev.cpu && dev.subgroupSize !== null && dev.subgroupSize >= 4 && dev.subgroupSize <= 64;
+
 /** The plan of a dual-pair product (C = A·B + A2·B2 in one kernel), or null where no kernel fuses it. */
 export function matmulDualPlan(
   M: number,
@@ -542,7 +546,7 @@ function matmulPlanOf(
 ): MatmulPlan | null {
   const t = `${transA ? "T" : "N"}${transB ? "T" : "N"}${vec4 ? "4" : "1"}${epiKey(epilogue)}${dual ? "d" : ""}`;
   const sg = dev.subgroupSize;
-  if (dual && !(dev.cpu && sg !== null && sg >= 4 && sg <= 64)) return null;
+  if (dual && !hasDualKernel(dev)) return null;
   if (!dev.cpu) {
     const tile = M * N >= 512 * 512 ? 128 : 64;
     return {

@@ -8,7 +8,7 @@ import { broadcastShapes, collapseDims, numel } from "../shape.js";
 import { emptyTensor, sameBackend, type Tensor } from "../tensor.js";
 import { copyToContiguous } from "./copy.js";
 import { bindSpan, cpuData, fitsBinding, inputDecl, isGpu, MAIN, outputDecl, paramsDecl, requireF32, requireFloat } from "./kernel.js";
-import { FAST_PARAMS, matmulDualPlan, matmulPlan, matmulVec4Ok } from "./matmul-kernels.js";
+import { FAST_PARAMS, hasDualKernel, matmulDualPlan, matmulPlan, matmulVec4Ok } from "./matmul-kernels.js";
 import { transpose } from "./movement.js";
 import { sumTo } from "./reduce.js";
 
@@ -447,6 +447,9 @@ function dispatchDual(
   K2: number,
   e: Epi,
 ): boolean {
+  // Where no kernel fuses the pair (GPUs), give up before any operand is checked or copied.
+  const dev = { cpu: b0.traits.software, subgroupSize: b0.traits.subgroupSize };
+  if (!hasDualKernel(dev)) return false;
   const ops = [A1, B1, A2, B2];
   if (ops.some((t) => t.dtype !== "f32" || !fitsBinding(b0, t.storage)) || !fitsBinding(b0, out.storage)) return false;
   const [a1, b1, a2, b2] = ops.map((t) => asOperand(t, []));
@@ -454,7 +457,6 @@ function dispatchDual(
     if (a1.trans !== a2.trans || b1.trans !== b2.trans) return false;
     const aligned = [a1, b1, a2, b2].every((o) => o.t.offset % 4 === 0) && out.offset % 4 === 0;
     const vec4 = aligned && matmulVec4Ok(M, N, K1, a1.trans, b1.trans) && matmulVec4Ok(M, N, K2, a1.trans, b1.trans);
-    const dev = { cpu: b0.traits.software, subgroupSize: b0.traits.subgroupSize };
     const kernel = matmulDualPlan(M, N, K1 + K2, a1.trans, b1.trans, dev, vec4, { alpha: e.alpha !== 1, accumulate: e.accumulate });
     if (!kernel) return false;
     const values = [M, N, K1, 1, 0, 0, 0, a1.t.offset, b1.t.offset, out.offset, K2, a2.t.offset, b2.t.offset];
