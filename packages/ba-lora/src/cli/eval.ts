@@ -1,6 +1,6 @@
 // `balora eval gsm8k|perplexity`: GSM8K accuracy under the paper (BA-LoRA/MetaMath) or harness
 // protocol, or token-level perplexity, of a model with an optional adapter; a summary or --json.
-import { CausalLM, type ModelConfig, Tokenizer } from "@balora/models";
+import { Tokenizer } from "@balora/models";
 import { buildInstructionDataset, buildTextDataset, encodePrompt, padTokenIdOf } from "../data/instruction.js";
 import type { DataRecord, InvalidRecord } from "../data/records.js";
 import { flawReportOf } from "../eval/flaw.js";
@@ -10,7 +10,7 @@ import { CliError, type FlagSpecs, integer, parse, UsageError } from "./args.js"
 import { parseFields, readRecords, readTemplate } from "./data-file.js";
 import { lossCommand } from "./loss.js";
 import type { Command } from "./main.js";
-import { ADAPTER_FLAG, checkAdapterDir, cliBackend, loadForCli, MODEL_FLAG, readModelConfig, requireTokensFit } from "./model.js";
+import { ADAPTER_FLAG, checkCausal, cliBackend, loadCausal, MODEL_FLAG, requireLongestFits, requireTokensFit } from "./model.js";
 import { progress } from "./progress.js";
 
 const COMMON = {
@@ -100,21 +100,6 @@ function limitOf(flag: number | undefined): number {
   return flag === undefined ? Number.POSITIVE_INFINITY : integer("--limit", flag, 1);
 }
 
-/** The cheap checks before loading (a causal LM's config, the adapter's config); returns the model config. */
-async function checkCausal(model: string, adapter: string | undefined): Promise<ModelConfig> {
-  const cfg = await readModelConfig(model);
-  if (cfg.head !== "causal-lm")
-    throw new CliError(`--model ${model}: ${cfg.architecture} is a classifier; eval needs a *ForCausalLM model`);
-  if (adapter) await checkAdapterDir(adapter);
-  return cfg;
-}
-
-async function loadCausal(model: string, adapter: string | undefined): Promise<CausalLM> {
-  const { model: m } = await loadForCli(model, adapter);
-  if (!(m instanceof CausalLM)) throw new CliError(`--model ${model}: ${m.config.architecture} is not a *ForCausalLM model`);
-  return m;
-}
-
 const skippedNote = (skipped: InvalidRecord[], file: string): void => {
   if (skipped.length)
     progress(`skipped ${skipped.length} invalid row(s) of ${file} (first: line ${skipped[0].line}: ${skipped[0].reason})`);
@@ -131,7 +116,7 @@ async function gsm8k(argv: string[]): Promise<void> {
   const fields = parseFields("--fields", a.fields!);
   if (a.fewshot && mode !== "harness") throw new UsageError("--fewshot is for --mode harness (the paper protocol is zero-shot)");
   const shots = integer("--shots", a.shots!, 0);
-  const cfg = await checkCausal(a.model!, a.adapter);
+  const cfg = await checkCausal(a.model!, a.adapter, "eval");
   const { items: problems, skipped } = gsm8kProblems(first(await readRecords("--data", a.data!), limit), {
     fields,
     skipInvalid: a.skipInvalid,
@@ -218,7 +203,7 @@ async function perplexity(argv: string[]): Promise<void> {
   const batchSize = integer("--batch-size", a.batchSize!, 1);
   if (a.textField && a.template) throw new UsageError("--template is for instruction data; --text-field scores raw text");
   const fields = parseFields("--fields", a.fields!);
-  const cfg = await checkCausal(a.model!, a.adapter);
+  const cfg = await checkCausal(a.model!, a.adapter, "eval");
   const template = a.template ? await readTemplate("--template", a.template) : undefined;
   const records = first(await readRecords("--data", a.data!), limit);
   const tokenizer = await Tokenizer.fromDir(a.model!);
@@ -228,16 +213,7 @@ async function perplexity(argv: string[]): Promise<void> {
   skippedNote(ds.skipped, a.data!);
   if (ds.examples.length === 0) throw new CliError(`--data ${a.data}: no examples to evaluate`);
   if (ds.truncated) progress(`${ds.truncated} sequence(s) longer than --max-length ${maxLength} were cut`);
-  const backend = await cliBackend();
-  const longest = Math.max(...ds.examples.map((e) => e.inputIds.length));
-  requireTokensFit(
-    "the longest sequence",
-    longest,
-    cfg,
-    backend,
-    Math.min(batchSize, ds.examples.length),
-    "lower --max-length or --batch-size",
-  );
+  requireLongestFits(ds.examples, cfg, await cliBackend(), batchSize);
   const model = await loadCausal(a.model!, a.adapter);
   const report = await evalPerplexity(model, ds.examples, {
     batchSize,

@@ -11,7 +11,7 @@ import {
   loraLayers,
   withInitialAdapters,
 } from "@balora/lora";
-import { CausalLM, loadModel, Tokenizer } from "@balora/models";
+import { Tokenizer } from "@balora/models";
 import { BaLoraLoss, resolveConfig } from "@balora/regularizers";
 import * as T from "@balora/tensor";
 import { buildInstructionDataset, type CausalBatch, collateCausal, padTokenIdOf } from "../data/instruction.js";
@@ -23,12 +23,12 @@ import type { Command } from "./main.js";
 import {
   ADAPTER_FLAG,
   checkAdapterDir,
+  checkCausal,
   cliBackend,
   INITIAL_ADAPTER_DIR,
-  loadAdapterForCli,
+  loadCausal,
   MODEL_FLAG,
-  readModelConfig,
-  requireTokensFit,
+  requireLongestFits,
 } from "./model.js";
 import { loadPlugins } from "./plugins.js";
 import { progress } from "./progress.js";
@@ -157,10 +157,7 @@ export const lossCommand: Command = {
     const batchSize = integer("--batch-size", a.batchSize!, 1);
     const fields = parseFields("--fields", a.fields!);
     const settings = await settingsOf(a);
-    const cfg = await readModelConfig(a.model!);
-    if (cfg.head !== "causal-lm")
-      throw new CliError(`--model ${a.model}: ${cfg.architecture} is a classifier; balora loss needs a *ForCausalLM model`);
-    if (a.adapter) await checkAdapterDir(a.adapter);
+    const cfg = await checkCausal(a.model!, a.adapter, "balora loss");
     if (a.teacherAdapter) await checkAdapterDir(a.teacherAdapter, "--teacher-adapter");
     const template = a.template ? await readTemplate("--template", a.template) : undefined;
     const records = await readRecords("--data", a.data!);
@@ -197,19 +194,8 @@ export const lossCommand: Command = {
       microBatches: batches.length,
     };
 
-    const backend = await cliBackend();
-    const longest = Math.max(...ds.examples.map((e) => e.inputIds.length));
-    requireTokensFit(
-      "the longest sequence",
-      longest,
-      cfg,
-      backend,
-      Math.min(batchSize, ds.examples.length),
-      "lower --max-length or --batch-size",
-    );
-    const model = await loadModel(a.model!, { backend });
-    if (!(model instanceof CausalLM)) throw new CliError(`--model ${a.model}: ${model.config.architecture} is not a *ForCausalLM model`);
-    if (a.adapter) await loadAdapterForCli(model, a.adapter);
+    requireLongestFits(ds.examples, cfg, await cliBackend(), batchSize);
+    const model = await loadCausal(a.model!, a.adapter);
 
     // The teacher, and how each batch runs: `outer` wraps the whole batch (the student's view), `teacherView` the teacher's forward.
     let teacher: TeacherKind;

@@ -3,7 +3,7 @@
 import { cp, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { loadAdapter, readAdapterConfig } from "@balora/lora";
-import { type LanguageModel, loadModel, type ModelConfig, readConfig, saveModel } from "@balora/models";
+import { CausalLM, type LanguageModel, loadModel, type ModelConfig, readConfig, saveModel } from "@balora/models";
 import * as T from "@balora/tensor";
 import { CliError, type FlagSpec } from "./args.js";
 import { requireDir } from "./inputs.js";
@@ -73,6 +73,40 @@ export async function loadAdapterForCli(model: LanguageModel, adapterDir: string
 
 /** Where `balora train` writes the adapter's initial state (the teacher) inside its output folder. */
 export const INITIAL_ADAPTER_DIR = "initial_adapter";
+
+/** The cheap checks before loading (a causal LM's config, the adapter's config) for `who`; returns the model config. */
+export async function checkCausal(model: string, adapter: string | undefined, who: string): Promise<ModelConfig> {
+  const cfg = await readModelConfig(model);
+  if (cfg.head !== "causal-lm")
+    throw new CliError(`--model ${model}: ${cfg.architecture} is a classifier; ${who} needs a *ForCausalLM model`);
+  if (adapter) await checkAdapterDir(adapter);
+  return cfg;
+}
+
+/** Loads a causal LM (and its adapter) for a CLI command. */
+export async function loadCausal(model: string, adapter: string | undefined): Promise<CausalLM> {
+  const { model: m } = await loadForCli(model, adapter);
+  if (!(m instanceof CausalLM)) throw new CliError(`--model ${model}: ${m.config.architecture} is not a *ForCausalLM model`);
+  return m;
+}
+
+/** Refuses data whose longest sequence, at this batch size, does not fit the device (before the model loads). */
+export function requireLongestFits(
+  examples: { inputIds: ArrayLike<number> }[],
+  cfg: ModelConfig,
+  backend: T.Backend,
+  batchSize: number,
+): void {
+  const longest = Math.max(...examples.map((e) => e.inputIds.length));
+  requireTokensFit(
+    "the longest sequence",
+    longest,
+    cfg,
+    backend,
+    Math.min(batchSize, examples.length),
+    "lower --max-length or --batch-size",
+  );
+}
 
 /** The largest storage binding of the backend in bytes (Infinity for the CPU backend). */
 export function bindingLimit(backend: T.Backend): number {

@@ -40,7 +40,7 @@ import { onInterrupt, registerTemp, signalExitCode, unregisterTemp } from "./cle
 import { readRecords, readTemplate } from "./data-file.js";
 import { requireDir, requireFile } from "./inputs.js";
 import type { Command } from "./main.js";
-import { checkAdapterDir, cliBackend, INITIAL_ADAPTER_DIR, readModelConfig, requireTokensFit, writeModelDir } from "./model.js";
+import { checkAdapterDir, cliBackend, INITIAL_ADAPTER_DIR, readModelConfig, requireLongestFits, writeModelDir } from "./model.js";
 import { OVERWRITE_FLAG, planOutput, writeDirOutput } from "./output.js";
 import { isQuiet, progress } from "./progress.js";
 import { loadPlugins } from "./plugins.js";
@@ -278,15 +278,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
     );
   const regularizers = resolveConfig({ ...given, taskType: task });
   const backend = await cliBackend();
-  const longest = Math.max(...[...ds.examples, ...(evalExamples ?? [])].map((e) => e.inputIds.length));
-  requireTokensFit(
-    "the longest sequence",
-    longest,
-    cfg,
-    backend,
-    Math.min(s.batch_size, ds.examples.length),
-    "lower --max-length or --batch-size",
-  );
+  requireLongestFits([...ds.examples, ...(evalExamples ?? [])], cfg, backend, Math.min(s.batch_size, ds.examples.length));
   const model = await loadModel(o.paths.model, { backend });
   if (!(model instanceof (task === "nlu" ? SequenceClassifier : CausalLM)))
     throw new CliError(`--model ${o.paths.model}: not a ${task === "nlu" ? "sequence classifier" : "causal LM"}`);
