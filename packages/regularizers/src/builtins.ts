@@ -4,7 +4,7 @@ import * as T from "@balora/tensor";
 import { ArgumentError, type Tensor } from "@balora/tensor";
 import { materialize } from "./source.js";
 import { type SvdTermOptions, svdTerm, validateSvdOptions } from "./svd.js";
-import { flatRows, tokenTerms } from "./token.js";
+import { flatRows, MAX_TOP_K, tokenTerms } from "./token.js";
 import type { Regularizer, RegularizerContext } from "./types.js";
 
 export interface ConsistencyOptions extends Record<string, unknown> {
@@ -25,8 +25,7 @@ export interface DiversityOptions extends Record<string, unknown> {
 
 export type SvdOptions = SvdTermOptions & Record<string, unknown>;
 
-/** Largest top-k of the entropy (the row pass keeps k values per lane in registers). */
-export const MAX_TOP_K = 64;
+export { MAX_TOP_K };
 
 const oneOf = (o: Record<string, unknown>, field: string, name: string, values: string[]) => {
   if (!values.includes(o[name] as string))

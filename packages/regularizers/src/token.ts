@@ -47,12 +47,15 @@ export const flatRows = (t: Tensor, cols: number | null): Tensor => {
   return v;
 };
 
+/** Largest top-k of the entropy (the row pass keeps k values per lane in registers). */
+export const MAX_TOP_K = 64;
+
 /** Runs the token terms for one batch. */
 export function tokenTerms(req: TokenTermsRequest): TokenTermsResult {
   const { student, teacher } = req;
   if (req.kl && !teacher) throw new ArgumentError("consistency: needs the teacher's logits (pass teacher)");
-  if (!Number.isInteger(req.topK) || req.topK < 0 || req.topK > 64)
-    throw new ArgumentError(`token terms: topK must be an integer in [0, 64] (0 = full vocabulary), got ${req.topK}`);
+  if (!Number.isInteger(req.topK) || req.topK < 0 || req.topK > MAX_TOP_K)
+    throw new ArgumentError(`token terms: topK must be an integer in [0, ${MAX_TOP_K}] (0 = full vocabulary), got ${req.topK}`);
   if (teacher && isFactored(teacher) !== isFactored(student))
     throw new ArgumentError("token terms: student and teacher must both be materialised logits or both factored");
   return isFactored(student) ? fused(req) : materialised(req);

@@ -32,6 +32,7 @@ import {
   regularizersConfig,
   resolveSettings,
   SCHEDULERS,
+  SETTING_KEYS,
   type TrainSettings,
 } from "../train/config.js";
 import { type StepRow, type TrainExample, Trainer } from "../train/trainer.js";
@@ -585,7 +586,7 @@ export const trainCommand: Command = {
     for (const f of ["model", "data", "out"] as const) if (a[f] === undefined) throw new UsageError(`--${f} is required (or --resume DIR)`);
     if (a.adapter !== undefined && a.init !== undefined)
       throw new UsageError("--adapter starts from a saved adapter; --init creates one: give one of them");
-    const fileSettings = a.config ? await readRunConfig(a.config as string, [...Object.keys(DEFAULT_SETTINGS)]) : {};
+    const fileSettings = a.config ? await readRunConfig(a.config as string, [...SETTING_KEYS]) : {};
     const partial: Record<string, unknown> = { ...fileSettings, ...given };
     if (a.template) partial.template = await readTemplate("--template", a.template as string);
     const s = checkSettings(partial, new Set(Object.keys(given)));
@@ -674,7 +675,7 @@ async function resumeRun(dir: string, merge: boolean): Promise<void> {
     if (!checkpoint) progress(`no complete checkpoint in ${out} yet: starting the run again from step 0`);
   }
   const settings = checkSettings(
-    Object.fromEntries(Object.entries(recorded).filter(([k]) => (Object.keys(DEFAULT_SETTINGS) as string[]).includes(k))),
+    Object.fromEntries(Object.entries(recorded).filter(([k]) => (SETTING_KEYS as string[]).includes(k))),
     new Set(),
   );
   const unknown = Object.keys(recorded).filter((k) => !(k in DEFAULT_SETTINGS) && !RUN_KEYS.includes(k));
