@@ -1,6 +1,7 @@
 // One BA-LoRA run on an in-memory model, set up as `balora train` sets it up (adapter, teacher, loss,
 // Trainer), with no DOM and no node: import, so the worker runs it on navigator.gpu.
 import {
+  adapterConfigOf,
   buildInstructionDataset,
   complete,
   type DataRecord,
@@ -52,18 +53,10 @@ export async function startSession(
   const model = await loadModel(files, { backend });
   if (!(model instanceof CausalLM)) throw new Error("the bundled model is not a causal LM");
   const pissa = settings.init !== "lora";
-  injectAdapter(
-    model,
-    {
-      r: settings.r,
-      lora_alpha: settings.alpha,
-      lora_dropout: settings.lora_dropout,
-      target_modules: settings.target,
-      init_lora_weights: pissa ? (settings.init as "pissa") : true,
-      base_model_name_or_path: "demo-model",
-    },
-    { seed: settings.seed, onLayer: (path, i, total) => log(`${settings.init} ${i}/${total} ${path}`) },
-  );
+  injectAdapter(model, adapterConfigOf(settings, "demo-model"), {
+    seed: settings.seed,
+    onLayer: (path, i, total) => log(`${settings.init} ${i}/${total} ${path}`),
+  });
   await forgetZeroInitialState(model); // plain LoRA: the teacher is the base alone (as balora train does)
   const loss = new BaLoraLoss(resolveConfig(regularizersConfig(settings)), { warn: (m) => log(`warning: ${m}`) });
   const trainer = new Trainer({

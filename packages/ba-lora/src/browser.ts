@@ -84,6 +84,7 @@ export {
   TRAINER_STATE_FILE,
 } from "./train/checkpoint.js";
 export {
+  adapterConfigOf,
   DEFAULT_FIELDS,
   DEFAULT_SETTINGS,
   evaluatesAt,
@@ -93,6 +94,7 @@ export {
   resolveSettings,
   SCHEDULERS,
   type SchedulerName,
+  SEQ_CLS_MODULES,
   SETTING_KEYS,
   stepsPerEpoch,
   type TrainSettings,

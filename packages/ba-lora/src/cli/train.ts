@@ -25,6 +25,7 @@ import { renderReport } from "../report/html.js";
 import { parseMetrics } from "../report/metrics.js";
 import { checkpointFiles, COMPLETE_FILE, METRICS_FILE, readCheckpointState, restoreCheckpoint } from "../train/checkpoint.js";
 import {
+  adapterConfigOf,
   DEFAULT_SETTINGS,
   evaluatesAt,
   fieldsOf,
@@ -32,6 +33,7 @@ import {
   regularizersConfig,
   resolveSettings,
   SCHEDULERS,
+  SEQ_CLS_MODULES,
   SETTING_KEYS,
   type TrainSettings,
 } from "../train/config.js";
@@ -159,9 +161,6 @@ const RUN_KEYS = [
   "warmup_steps",
   "regularizers_effective",
 ];
-
-/** What peft's SEQ_CLS task type trains and saves beside the adapter: the classification head. */
-const SEQ_CLS_MODULES = ["classifier", "score"] as const;
 
 export const CONFIG_FILE = "training_config.json";
 const CHECKPOINT_RE = /^checkpoint-(\d+)$/;
@@ -291,19 +290,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunResult> {
     markInitialState(model);
   } else {
     const onLayer = (path: string, i: number, total: number) => log(`${s.init} ${i}/${total} ${path}`);
-    injectAdapter(
-      model,
-      {
-        r: s.r,
-        lora_alpha: s.alpha,
-        lora_dropout: s.lora_dropout,
-        target_modules: s.target,
-        init_lora_weights: s.init === "lora" ? true : (s.init as "pissa"),
-        base_model_name_or_path: o.paths.model,
-        ...(task === "nlu" ? { task_type: "SEQ_CLS", modules_to_save: [...SEQ_CLS_MODULES] } : {}),
-      },
-      { seed: s.seed, ...(pissaInit ? { onLayer } : {}) },
-    );
+    injectAdapter(model, adapterConfigOf(s, o.paths.model, task), { seed: s.seed, ...(pissaInit ? { onLayer } : {}) });
   }
   if (task === "nlu" && savedModules(model).length === 0)
     throw new CliError(`--model ${o.paths.model}: no score (or classifier) Linear layer to train beside the adapter`);

@@ -1,5 +1,6 @@
 // A training run's settings with every default spelled out (what training_config.json records and a
 // resumed run re-reads), their checks (one line naming the setting), and the step arithmetic of HF Trainer.
+import type { LoraConfig } from "@balora/lora";
 import { MASK_MODES, MAX_TOP_K, type MaskMode, PRESETS, type PresetName, type RegularizersConfig } from "@balora/regularizers";
 import { ArgumentError } from "@balora/tensor";
 import { batchesPerEpoch } from "../data/order.js";
@@ -291,4 +292,23 @@ export const stepsPerEpoch = (examples: number, s: Pick<TrainSettings, "batch_si
 export function totalSteps(examples: number, s: Pick<TrainSettings, "batch_size" | "grad_accum" | "epochs" | "max_steps">): number {
   if (examples === 0) throw new ArgumentError("the training data has no example");
   return s.max_steps ?? s.epochs * stepsPerEpoch(examples, s);
+}
+
+/** The modules peft trains and saves beside a classifier's adapter (task_type SEQ_CLS adds both names). */
+export const SEQ_CLS_MODULES = ["classifier", "score"] as const;
+
+/**
+ * The peft config of the adapter a run creates in memory (`init` pissa, pissa_niter_N or lora): r, α,
+ * dropout, targets and init from the settings; a classifier (task "nlu") adds SEQ_CLS and its score head.
+ */
+export function adapterConfigOf(s: TrainSettings, baseModel: string, task: "nlg" | "nlu" = "nlg"): Partial<LoraConfig> {
+  return {
+    r: s.r,
+    lora_alpha: s.alpha,
+    lora_dropout: s.lora_dropout,
+    target_modules: s.target,
+    init_lora_weights: s.init === "lora" ? true : (s.init as "pissa"),
+    base_model_name_or_path: baseModel,
+    ...(task === "nlu" ? { task_type: "SEQ_CLS", modules_to_save: [...SEQ_CLS_MODULES] } : {}),
+  };
 }
