@@ -167,7 +167,7 @@ export function parseConfig(raw: Json, file = "config.json"): ModelConfig {
   const numKvHeads = positiveInt(raw, "num_key_value_heads", file, numHeads);
   const headDim = num(raw, "head_dim", file, hiddenSize / numHeads);
   const numLayers = positiveInt(raw, "num_hidden_layers", file);
-  if (numHeads === 0 || numKvHeads === 0 || numHeads % numKvHeads !== 0)
+  if (numHeads % numKvHeads !== 0)
     throw new ModelConfigError(
       `${file}: num_attention_heads (${numHeads}) must be a positive multiple of num_key_value_heads (${numKvHeads})`,
     );

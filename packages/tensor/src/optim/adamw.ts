@@ -74,8 +74,11 @@ interface Hyper {
   bc2sqrt: number;
 }
 
-/** p ← p·(1 − lr·wd); m ← b1·m + (1−b1)·g; v ← b2·v + (1−b2)·g²; p ← p − (lr/bc1)·m / (√v/√bc2 + eps). */
-export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: Hyper, stepHyper?: Tensor): void {
+/**
+ * p ← p·(1 − lr·wd); m ← b1·m + (1−b1)·g; v ← b2·v + (1−b2)·g²; p ← p − (lr/bc1)·m / (√v/√bc2 + eps).
+ * On WebGPU `stepHyper` is this step's [lr, bc1, √bc2], one tensor shared by every parameter (the CPU oracle reads h).
+ */
+export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: Hyper, stepHyper: Tensor | undefined): void {
   const n = p.size;
   const b = p.backend;
   if (n === 0) return;
@@ -83,7 +86,7 @@ export function adamwUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: Hyper
   if (isGpu(b)) {
     // lr and the bias corrections change every step: they come from a small tensor, so the params
     // (and with them the bind group) of each parameter's dispatch stay the same from step to step.
-    const perStep = stepHyper ?? tensor([h.lr, h.bc1, h.bc2sqrt], [3], { backend: b });
+    const perStep = stepHyper!;
     const params = { u: { n, po: p.offset, go: g.offset }, f: { b1: h.b1, b2: h.b2, eps: h.eps, wd: h.wd } };
     b.dispatch({
       key: "adamw",
@@ -106,7 +109,6 @@ ${MAIN(WG)} {
   pw[p.po + i] = w - (lr / hy[1]) * m / (sqrt(v) / hy[2] + p.eps);
 }`,
     });
-    if (perStep !== stepHyper) perStep.dispose();
     return;
   }
   const [pd, gd, md, vd] = [cpuData(p), cpuData(g), cpuData(m), cpuData(v)];
